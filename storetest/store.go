@@ -1,0 +1,117 @@
+// Package storetest is the conformance suite every hookd store passes: the
+// embedded SQLite store always, PostgreSQL when HOOKD_TEST_POSTGRES_URL is
+// set. A store is correct when Run passes against it.
+package storetest
+
+import (
+	"context"
+	"time"
+
+	"github.com/hookd-dev/hookd"
+)
+
+// Store is the whole contract of a hookd store. Errors are *hookd.Error
+// with the codes named on each method; anything else is an internal error.
+// Times are UTC and truncated to milliseconds, and a value a method returns
+// equals what later reads return.
+type Store interface {
+	// Ping checks that the store answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+
+	// CreateOrganization sets o.ID and o.CreatedAt and stores o.
+	// ENOTFOUND (field partner_id) when PartnerID names no organization;
+	// EINVALID (field partner_id) when the partner has a partner itself.
+	CreateOrganization(ctx context.Context, o *hookd.Organization) error
+	// FindOrganization returns the organization with IsPartner filled. ENOTFOUND.
+	FindOrganization(ctx context.Context, id string) (*hookd.Organization, error)
+
+	// CreateAPIKey sets k.ID and k.CreatedAt and stores k (Prefix and Hash
+	// given by the caller). ENOTFOUND when the organization does not exist.
+	CreateAPIKey(ctx context.Context, k *hookd.APIKey) error
+	// FindAPIKeys returns the keys whose Prefix is prefix (normally one; the
+	// caller compares hashes in constant time).
+	FindAPIKeys(ctx context.Context, prefix string) ([]*hookd.APIKey, error)
+	// DeleteAPIKey removes a key of organization orgID; it stops working at
+	// once. ENOTFOUND when the key does not exist or belongs to another
+	// organization.
+	DeleteAPIKey(ctx context.Context, orgID, keyID string) error
+
+	// CreateUser sets u.ID and u.CreatedAt and stores u, with Email
+	// normalised (hookd.NormalizeEmail). ENOTFOUND when the organization does
+	// not exist; ECONFLICT (field email) when the email is taken.
+	CreateUser(ctx context.Context, u *hookd.User) error
+	// FindUserByEmail looks the email up in normalised form. ENOTFOUND.
+	FindUserByEmail(ctx context.Context, email string) (*hookd.User, error)
+	// FindUser returns a user by id. ENOTFOUND.
+	FindUser(ctx context.Context, id string) (*hookd.User, error)
+
+	// CreateWebhook sets w.ID, CreatedAt and UpdatedAt and stores w, its
+	// Secret encrypted. EINVALID when the organization already has
+	// hookd.MaxWebhooksPerOrganization webhooks; ENOTFOUND when the
+	// organization does not exist.
+	CreateWebhook(ctx context.Context, w *hookd.Webhook) error
+	// FindWebhook returns webhook id of organization orgID, Secret decrypted
+	// and LastDeliveryStatus filled. ENOTFOUND, also when it belongs to
+	// another organization.
+	FindWebhook(ctx context.Context, orgID, id string) (*hookd.Webhook, error)
+	// ListWebhooks returns a page of orgID's webhooks, newest first, and the
+	// id to pass as Page.After for the next page ("" on the last page).
+	ListWebhooks(ctx context.Context, orgID string, p hookd.Page) ([]*hookd.Webhook, string, error)
+	// UpdateWebhook loads the webhook, calls update on it and, when update
+	// returns nil, stores the result with a new UpdatedAt, all in one
+	// transaction. update's error is returned as is and nothing is written.
+	// Only Name, URL, Events, Secret, Active and IncludeCustomers are
+	// stored. ENOTFOUND as FindWebhook.
+	UpdateWebhook(ctx context.Context, orgID, id string, update func(*hookd.Webhook) error) (*hookd.Webhook, error)
+	// DeleteWebhook removes the webhook with its deliveries and attempts;
+	// its pending deliveries are never sent. ENOTFOUND as FindWebhook.
+	DeleteWebhook(ctx context.Context, orgID, id string) error
+
+	// PublishEvents stores the events in one transaction: for each, the
+	// event and one pending delivery, due now, for every matching webhook
+	// (the organization's active webhooks subscribed to the type, plus its
+	// partner's active include_customers webhooks subscribed to it). An
+	// event whose ID was already published for its organization (earlier or
+	// earlier in this batch) creates nothing; its result is the first event
+	// with Created false. Events without ID get a fresh "evt_" id. All or
+	// nothing: ENOTFOUND (field organization_id) when an organization does
+	// not exist, and nothing is written.
+	PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error)
+
+	// CreatePing stores a ping event and one pending delivery of it to the
+	// webhook, due now, whatever the webhook subscribes to and whether or
+	// not it is active. ENOTFOUND as FindWebhook.
+	CreatePing(ctx context.Context, orgID, webhookID string) (*hookd.Delivery, error)
+	// ListDeliveries returns a page of a webhook's deliveries, newest first,
+	// only those with status when status is not "". ENOTFOUND as FindWebhook.
+	ListDeliveries(ctx context.Context, orgID, webhookID string, status hookd.DeliveryStatus, p hookd.Page) ([]*hookd.Delivery, string, error)
+	// FindDelivery returns one delivery with Event and AttemptLog filled.
+	// ENOTFOUND unless the delivery belongs to that webhook of that organization.
+	FindDelivery(ctx context.Context, orgID, webhookID, deliveryID string) (*hookd.Delivery, error)
+	// Redeliver makes the delivery pending again, due now, with a fresh round
+	// (RoundStart = Attempts) and no lease: a dispatcher still holding the
+	// old lease cannot change it any more. ENOTFOUND as FindDelivery.
+	Redeliver(ctx context.Context, orgID, webhookID, deliveryID string) (*hookd.Delivery, error)
+
+	// ClaimDeliveries leases up to limit pending deliveries due at now whose
+	// lease is absent or expired, oldest due first, until leaseUntil, taking
+	// at most perWebhook deliveries of any one webhook counting those
+	// already leased and unexpired. Each Job carries a fresh lease token.
+	ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, limit, perWebhook int) ([]*hookd.Job, error)
+	// CompleteAttempts logs each result's attempt and, where the job's lease
+	// is still the delivery's, moves the delivery to the result's status
+	// (Attempts = the attempt's number, LastAttemptAt, LastStatusCode,
+	// NextAttemptAt when pending) and clears the lease, all in one
+	// transaction. Results of deleted deliveries are dropped.
+	CompleteAttempts(ctx context.Context, results []*hookd.AttemptResult) error
+	// ReleaseJobs clears the leases of jobs that were not attempted, so the
+	// deliveries are claimed again at once (by this or another process).
+	ReleaseJobs(ctx context.Context, jobs []*hookd.Job) error
+	// NextDue returns when the earliest pending delivery becomes claimable
+	// (its next attempt time, or its lease expiry when later), and false
+	// when nothing is pending.
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	// CountDeliveries returns how many deliveries have each status.
+	CountDeliveries(ctx context.Context) (map[hookd.DeliveryStatus]int, error)
+}
