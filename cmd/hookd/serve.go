@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookd-dev/hookd"
+	"github.com/hookd-dev/hookd/dispatch"
+	"github.com/hookd-dev/hookd/egress"
+	"github.com/hookd-dev/hookd/sqlite"
+	"github.com/hookd-dev/hookd/web"
+)
+
+func runServe(ctx context.Context, args []string, io stdio) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	fs.Usage = func() {
+		fmt.Fprintln(io.err, "Usage: hookd serve [flags]\n\nRuns the API, the portal and the dispatcher. Every flag has an environment twin, HOOKD_<FLAG>.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	cfg, err := parseConfig(fs, args, nil)
+	if err != nil {
+		return err
+	}
+	m := NewMain(cfg, io.out, io.err)
+	if err := m.Run(ctx); err != nil {
+		m.Close(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	// SIGTERM or SIGINT: stop taking work, let attempts finish within the
+	// grace period, hand back the rest, exit 0.
+	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	m.logger.Info("shutting down", "grace", cfg.ShutdownGrace)
+	return m.Close(grace)
+}
+
+// Main is a running hookd: store, HTTP server and dispatcher. End-to-end
+// tests run it in-process on port 0 with a temporary store.
+type Main struct {
+	Config Config
+	out    io.Writer // where --dev prints its credentials
+	logger *slog.Logger
+
+	store      *sqlite.DB
+	listener   net.Listener
+	server     *http.Server
+	dispatcher *dispatch.Dispatcher
+	serveErr   chan error
+}
+
+// NewMain returns a Main for cfg that logs to logw.
+func NewMain(cfg Config, out, logw io.Writer) *Main {
+	return &Main{Config: cfg, out: out, logger: newLogger(cfg, logw)}
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// URL is the base URL the server listens on, once Run has returned.
+func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
+
+// Run validates the configuration, opens the store, and starts the HTTP
+// server and the dispatcher. It returns once they run; Close stops them.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := &m.Config
+	if cfg.Dev {
+		if err := prepareDev(cfg); err != nil {
+			return err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	m.store = store
+	if cfg.Dev {
+		if err := seedDev(ctx, cfg, store, m.out); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dispatch.NewDeliveriesCollector(reg, store)
+
+	if cfg.Role != "api" {
+		m.dispatcher = dispatch.New(dispatch.Config{
+			Store: store,
+			Sender: egress.NewClient(egress.Options{
+				Policy:  egress.Policy{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowHTTP},
+				Timeout: cfg.DeliveryTimeout,
+			}),
+			Retry:       dispatch.RetryPolicy{Schedule: cfg.retry, Jitter: 0.2},
+			Timeout:     cfg.DeliveryTimeout,
+			LeaseMargin: cfg.LeaseMargin,
+			Workers:     cfg.Workers,
+			PerWebhook:  cfg.PerWebhook,
+			Logger:      m.logger,
+			Metrics:     dispatch.NewMetrics(reg),
+		})
+		m.dispatcher.Start()
+	}
+
+	if cfg.Role != "worker" {
+		notify := func() {}
+		if m.dispatcher != nil {
+			notify = m.dispatcher.Notify
+		}
+		handler := web.New(web.Config{
+			Store:      store,
+			AdminToken: cfg.AdminToken,
+			AllowHTTP:  cfg.AllowHTTP,
+			Targets:    egress.Policy{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowHTTP},
+			Notify:     notify,
+			Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			Logger:     m.logger,
+		})
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("--listen (HOOKD_LISTEN): %v", err)
+		}
+		m.listener = ln
+		m.server = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+		}
+		m.serveErr = make(chan error, 1)
+		go func() { m.serveErr <- m.server.Serve(ln) }()
+		m.logger.Info("hookd serving", "url", m.URL(), "role", cfg.Role, "store", cfg.storeKind, "version", versionString())
+	} else {
+		m.logger.Info("hookd dispatching", "role", cfg.Role, "store", cfg.storeKind, "version", versionString())
+	}
+	return nil
+}
+
+// Close stops taking requests and claiming work, waits for in-flight
+// requests and attempts until ctx ends, hands back what is still running,
+// and closes the store.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.server != nil {
+		if err := m.server.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, err)
+		}
+		if err := <-m.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if m.dispatcher != nil {
+		m.dispatcher.Stop(ctx)
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func openStore(ctx context.Context, cfg *Config) (*sqlite.DB, error) {
+	switch cfg.storeKind {
+	case "sqlite":
+		if cfg.sealKey == nil {
+			return nil, errors.New("--secret-key (HOOKD_SECRET_KEY) is required")
+		}
+		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey})
+		if err != nil {
+			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
+		}
+		return db, nil
+	default:
+		return nil, fmt.Errorf("--database (HOOKD_DATABASE): the PostgreSQL store is not part of this build yet; use sqlite:PATH")
+	}
+}
+
+func versionString() string { return hookd.Version }
