@@ -95,8 +95,9 @@ type Dispatcher struct {
 	stopClaim context.CancelFunc // stops the claim loop
 	abort     context.CancelFunc // cancels attempts still running after the grace period
 	attempts  context.Context
-	wg        sync.WaitGroup // the claim loop and the completer
-	inflight  sync.WaitGroup // running attempts
+	loopDone  chan struct{}  // closed when the claim loop has returned
+	wrote     chan struct{}  // closed when the completer has written everything
+	inflight  sync.WaitGroup // running attempts; Add only from the claim loop
 	aborted   sync.Map       // lease → true for jobs handed back on abort
 }
 
@@ -125,9 +126,9 @@ func (d *Dispatcher) Start() {
 	claimCtx, stopClaim := context.WithCancel(context.Background())
 	attempts, abort := context.WithCancel(context.Background())
 	d.stopClaim, d.abort, d.attempts = stopClaim, abort, attempts
-	d.wg.Add(2)
-	go func() { defer d.wg.Done(); d.claimLoop(claimCtx) }()
-	go func() { defer d.wg.Done(); d.completer() }()
+	d.loopDone, d.wrote = make(chan struct{}), make(chan struct{})
+	go func() { defer close(d.loopDone); d.claimLoop(claimCtx) }()
+	go func() { defer close(d.wrote); d.completer() }()
 }
 
 // Stop stops claiming, waits for the attempts in flight until ctx ends,
@@ -137,6 +138,7 @@ func (d *Dispatcher) Start() {
 func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
 		d.stopClaim()
+		<-d.loopDone // no attempt starts after this
 		idle := make(chan struct{})
 		go func() { d.inflight.Wait(); close(idle) }()
 		select {
@@ -146,7 +148,7 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 			<-idle
 		}
 		close(d.result)
-		d.wg.Wait()
+		<-d.wrote
 		d.abort()
 	})
 }
