@@ -72,6 +72,12 @@ func UserAgent() string { return "hookd/" + Version }
 
 // DeliveryHeaders returns the headers of attempt number attempt of a
 // delivery, except the signature, which needs the secret and the body.
+//
+// The keys are spelled as in SPEC §2 (X-CG-Hook-ID, not Go's canonical
+// X-Cg-Hook-Id) and are sent that way. Header names are case-insensitive,
+// but receivers and their logs then show the documented spelling. Add keys
+// to the map by indexing it, not with Set, and read them with the
+// constants below, not with Get, which would canonicalize.
 func DeliveryHeaders(eventType, deliveryID, webhookID string, attempt int) http.Header {
 	return http.Header{
 		"Content-Type":  {"application/json"},

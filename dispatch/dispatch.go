@@ -221,7 +221,7 @@ func (d *Dispatcher) attempt(j *hookd.Job) {
 	body := j.Event.Payload(j.WebhookID)
 	header := hookd.DeliveryHeaders(j.Event.Type, j.DeliveryID, j.WebhookID, j.Attempt)
 	if j.Secret != "" {
-		header.Set(hookd.HeaderSignature, signature.Sign(j.Secret, body))
+		header[hookd.HeaderSignature] = []string{signature.Sign(j.Secret, body)}
 	}
 	started := time.Now()
 	res := d.cfg.Sender.Post(ctx, j.URL, header, body)

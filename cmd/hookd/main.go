@@ -33,6 +33,7 @@ func commands() []command {
 		{"migrate", "bring the store's schema up to date and exit", runMigrate},
 		{"listen", "a local receiver that prints and verifies deliveries", runListen},
 		{"verify", "verify a delivery body's signature (exit 0 valid, 1 invalid)", runVerify},
+		{"bench", "measure ingest, deliveries/s, latency and memory on this machine", runBench},
 	}
 }
 
