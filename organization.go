@@ -130,3 +130,15 @@ func ValidateUser(email, password string) error {
 
 // NormalizeEmail is the form emails are stored and looked up in.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// Session is a signed-in portal user. The cookie carries a random token;
+// the store keeps only its SHA-256, so a copy of the database cannot be
+// replayed as a login. Signing out deletes the row, which ends the session
+// on every node at once.
+type Session struct {
+	TokenHash      []byte
+	UserID         string
+	OrganizationID string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+}

@@ -46,6 +46,17 @@ type Store interface {
 	// FindUser returns a user by id. ENOTFOUND.
 	FindUser(ctx context.Context, id string) (*hookd.User, error)
 
+	// CreateSession stores a portal session (TokenHash, UserID,
+	// OrganizationID and ExpiresAt given; CreatedAt set). ENOTFOUND when the
+	// user does not exist.
+	CreateSession(ctx context.Context, s *hookd.Session) error
+	// FindSession returns the session with that token hash if it has not
+	// expired at now. ENOTFOUND otherwise.
+	FindSession(ctx context.Context, tokenHash []byte, now time.Time) (*hookd.Session, error)
+	// DeleteSession removes a session (sign-out); removing one that does
+	// not exist is not an error.
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+
 	// CreateWebhook sets w.ID, CreatedAt and UpdatedAt and stores w, its
 	// Secret encrypted. EINVALID when the organization already has
 	// hookd.MaxWebhooksPerOrganization webhooks; ENOTFOUND when the

@@ -130,13 +130,14 @@ func (m *Main) Run(ctx context.Context) error {
 			notify = m.dispatcher.Notify
 		}
 		handler := web.New(web.Config{
-			Store:      store,
-			AdminToken: cfg.AdminToken,
-			AllowHTTP:  cfg.AllowHTTP,
-			Targets:    egress.Policy{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowHTTP},
-			Notify:     notify,
-			Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-			Logger:     m.logger,
+			Store:          store,
+			AdminToken:     cfg.AdminToken,
+			AllowHTTP:      cfg.AllowHTTP,
+			ValidateEvents: cfg.ValidateEvents,
+			Targets:        egress.Policy{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowHTTP},
+			Notify:         notify,
+			Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			Logger:         m.logger,
 		})
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {

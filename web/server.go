@@ -1,0 +1,158 @@
+// Package web is hookd's HTTP front end: the JSON API of SPEC §3, the
+// service endpoints (health, readiness, metrics, the OpenAPI document) and,
+// later, the portal. Handlers are thin: they decode, call an operation
+// (ops.go) or the store, and encode. Domain rules live in package hookd;
+// every error becomes an HTTP answer in one place (error.go).
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hookd-dev/hookd"
+)
+
+// Store is the part of the store contract (storetest.Store) that web uses.
+// Errors are *hookd.Error as documented there; anything else is internal.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	CreateOrganization(ctx context.Context, o *hookd.Organization) error
+	FindOrganization(ctx context.Context, id string) (*hookd.Organization, error)
+	CreateAPIKey(ctx context.Context, k *hookd.APIKey) error
+	FindAPIKeys(ctx context.Context, prefix string) ([]*hookd.APIKey, error)
+	DeleteAPIKey(ctx context.Context, orgID, keyID string) error
+	CreateUser(ctx context.Context, u *hookd.User) error
+
+	CreateWebhook(ctx context.Context, w *hookd.Webhook) error
+	FindWebhook(ctx context.Context, orgID, id string) (*hookd.Webhook, error)
+	ListWebhooks(ctx context.Context, orgID string, p hookd.Page) ([]*hookd.Webhook, string, error)
+	UpdateWebhook(ctx context.Context, orgID, id string, update func(*hookd.Webhook) error) (*hookd.Webhook, error)
+	DeleteWebhook(ctx context.Context, orgID, id string) error
+
+	PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error)
+	CreatePing(ctx context.Context, orgID, webhookID string) (*hookd.Delivery, error)
+	ListDeliveries(ctx context.Context, orgID, webhookID string, status hookd.DeliveryStatus, p hookd.Page) ([]*hookd.Delivery, string, error)
+	FindDelivery(ctx context.Context, orgID, webhookID, deliveryID string) (*hookd.Delivery, error)
+	Redeliver(ctx context.Context, orgID, webhookID, deliveryID string) (*hookd.Delivery, error)
+}
+
+// URLChecker checks a webhook's target URL against the network policy at
+// create and update (egress.Policy satisfies it). A refusal is reported to
+// the caller as a 400 on the field "url".
+type URLChecker interface {
+	CheckURL(ctx context.Context, rawURL string) error
+}
+
+// Config is what New needs. Store and AdminToken are required; the rest
+// have usable zero values.
+type Config struct {
+	Store      Store
+	AdminToken string // the platform's bearer token; "" disables admin access
+	AllowHTTP  bool   // --allow-http: http:// target URLs are accepted
+	Targets    URLChecker
+	// ValidateEvents checks published data against the event type's JSON
+	// Schema (--validate-events).
+	ValidateEvents bool
+	// Notify is called after a commit that created due deliveries (publish,
+	// ping, redeliver) to wake the dispatcher. May be nil.
+	Notify func()
+	// Metrics is served at GET /metrics without authentication. May be nil,
+	// and then /metrics is a 404.
+	Metrics http.Handler
+	Logger  *slog.Logger // nil: discard
+}
+
+// Server is the HTTP handler of the API and the service endpoints.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns a Server for cfg. It panics when the route table is
+// inconsistent (two routes with one pattern), a bug caught at start-up.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.mux = s.buildMux()
+	return s
+}
+
+// ServeHTTP gives the request an id, routes it, recovers from a panicking
+// handler and logs one line: method, route pattern, status, duration.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := hookd.NewID("req_")
+	w.Header().Set("X-Request-Id", id)
+	rw := &statusWriter{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "request_id", id, "panic", v)
+			if rw.status == 0 {
+				s.writeError(rw, r, hookd.Errorf(hookd.EINTERNAL, "internal error"))
+			}
+		}
+		s.log.Info("request",
+			"method", r.Method,
+			"pattern", r.Pattern, // the route, not the path: no ids or query strings in the log
+			"status", rw.code(),
+			"duration", time.Since(start),
+			"request_id", id)
+	}()
+	s.mux.ServeHTTP(rw, r)
+}
+
+type requestIDKey struct{}
+
+// requestID returns the id ServeHTTP gave the request.
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// statusWriter remembers the status written, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// notify wakes the dispatcher, if there is one to wake.
+func (s *Server) notify() {
+	if s.cfg.Notify != nil {
+		s.cfg.Notify()
+	}
+}
