@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"os"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -106,8 +108,12 @@ func (f *fixture) publish(t *testing.T, n int) []*hookd.Event {
 	for i := range events {
 		events[i] = &hookd.Event{OrganizationID: f.org.ID, Type: hookd.EventScanCompleted, Data: json.RawMessage(`{"scan_id":"scn_` + strconv.Itoa(i) + `"}`)}
 	}
-	if _, err := f.store.PublishEvents(context.Background(), events); err != nil {
+	results, err := f.store.PublishEvents(context.Background(), events)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for i, r := range results {
+		events[i] = r.Event
 	}
 	return events
 }
@@ -120,6 +126,9 @@ func (f *fixture) start(t *testing.T, cfg dispatch.Config) *dispatch.Dispatcher 
 	}
 	cfg.Sender = egress.NewClient(egress.Options{Policy: egress.Policy{AllowPrivate: true, AllowHTTP: true}, Timeout: cfg.Timeout})
 	cfg.Poll = 20 * time.Millisecond
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	d := dispatch.New(cfg)
 	d.Start()
 	t.Cleanup(func() {

@@ -71,7 +71,9 @@ type Store interface {
 	ListWebhooks(ctx context.Context, orgID string, p hookd.Page) ([]*hookd.Webhook, string, error)
 	// UpdateWebhook loads the webhook, calls update on it and, when update
 	// returns nil, stores the result with a new UpdatedAt, all in one
-	// transaction. update's error is returned as is and nothing is written.
+	// transaction. update runs while the transaction holds its locks (on
+	// SQLite, the whole database's write lock), so it must be quick and do
+	// no I/O. update's error is returned as is and nothing is written.
 	// Only Name, URL, Events, Secret, Active and IncludeCustomers are
 	// stored. ENOTFOUND as FindWebhook.
 	UpdateWebhook(ctx context.Context, orgID, id string, update func(*hookd.Webhook) error) (*hookd.Webhook, error)
@@ -85,7 +87,9 @@ type Store interface {
 	// partner's active include_customers webhooks subscribed to it). An
 	// event whose ID was already published for its organization (earlier or
 	// earlier in this batch) creates nothing; its result is the first event
-	// with Created false. Events without ID get a fresh "evt_" id. All or
+	// with Created false. Events without ID get a fresh "evt_" id. Results
+	// come in the order of events; a created event's result has its ID,
+	// CreatedAt (the time of publishing) and Deliveries set. All or
 	// nothing: ENOTFOUND (field organization_id) when an organization does
 	// not exist, and nothing is written.
 	PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error)
@@ -106,9 +110,10 @@ type Store interface {
 	Redeliver(ctx context.Context, orgID, webhookID, deliveryID string) (*hookd.Delivery, error)
 
 	// ClaimDeliveries leases up to limit pending deliveries due at now whose
-	// lease is absent or expired, oldest due first, until leaseUntil, taking
-	// at most perWebhook deliveries of any one webhook counting those
-	// already leased and unexpired. Each Job carries a fresh lease token.
+	// lease is absent or expired (lease_until <= now), oldest due first,
+	// until leaseUntil, taking at most perWebhook deliveries of any one
+	// webhook counting those already leased and unexpired (perWebhook <= 0:
+	// no cap). Each Job carries a fresh lease token, unique to the job.
 	ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, limit, perWebhook int) ([]*hookd.Job, error)
 	// CompleteAttempts logs each result's attempt and, where the job's lease
 	// is still the delivery's, moves the delivery to the result's status
@@ -123,6 +128,7 @@ type Store interface {
 	// (its next attempt time, or its lease expiry when later), and false
 	// when nothing is pending.
 	NextDue(ctx context.Context) (time.Time, bool, error)
-	// CountDeliveries returns how many deliveries have each status.
+	// CountDeliveries returns how many deliveries have each status, with
+	// every status in the map.
 	CountDeliveries(ctx context.Context) (map[hookd.DeliveryStatus]int, error)
 }

@@ -177,6 +177,32 @@ func TestServe_FirstDelivery(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no delivery within 5s")
 	}
+	// The delivery shows in the metrics once its result is written.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		metrics := scrape(t, m.URL())
+		if strings.Contains(metrics, `hookd_deliveries_total{outcome="delivered"} 1`) &&
+			strings.Contains(metrics, `hookd_deliveries{status="delivered"} 1`) &&
+			strings.Contains(metrics, `hookd_deliveries{status="pending"} 0`) &&
+			strings.Contains(metrics, "hookd_attempt_duration_seconds_count 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics do not show the delivery:\n%s", metrics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // --dev creates its demo tenants once and prints the same credentials on

@@ -1,0 +1,318 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hookd-dev/hookd"
+)
+
+// ClaimDeliveries leases up to limit pending deliveries due at now whose
+// lease is absent or expired (lease_until <= now), oldest due first, until
+// leaseUntil, taking at most perWebhook deliveries of any one webhook
+// counting those already leased and unexpired (perWebhook <= 0: no cap).
+// Each Job carries a fresh lease token (random for the claim, made unique
+// per job), the webhook's URL and opened secret, and its Event; jobs of
+// one event share one *hookd.Event, which callers must not modify.
+func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, limit, perWebhook int) ([]*hookd.Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	nowMS, until := now.UnixMilli(), fromMillis(leaseUntil.UnixMilli())
+	var jobs []*hookd.Job
+	err := db.write(ctx, "claim deliveries", func(tx *sql.Tx) error {
+		var busy map[string]int
+		if perWebhook > 0 {
+			var err error
+			if busy, err = db.leasedPerWebhook(ctx, tx, nowMS); err != nil {
+				return err
+			}
+		}
+		picked, err := db.pickDue(ctx, tx, nowMS, limit, perWebhook, busy)
+		if err != nil || len(picked) == 0 {
+			return err
+		}
+		jobs, err = db.lease(ctx, tx, picked, until)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+const leasedQuery = `SELECT webhook_id, COUNT(*) FROM deliveries INDEXED BY deliveries_leased WHERE lease_until > ? GROUP BY webhook_id`
+
+// leasedPerWebhook counts, per webhook, the deliveries whose lease has not
+// expired at now: they are in flight and count against the cap.
+func (db *DB) leasedPerWebhook(ctx context.Context, tx *sql.Tx, nowMS int64) (map[string]int, error) {
+	q, err := db.stmt(ctx, tx, leasedQuery)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, nowMS)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	busy := map[string]int{}
+	for rows.Next() {
+		var (
+			id string
+			n  int
+		)
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		busy[id] = n
+	}
+	return busy, rows.Err()
+}
+
+// skipsBeforeRestart is how many rows of webhooks already at their cap the
+// due scan passes over before it starts again with those webhooks excluded
+// in SQL, where skipping a row costs far less than returning it.
+const skipsBeforeRestart = 32
+
+// dueQuery walks the pending deliveries in due order from a position
+// (next_attempt_at, seq), exclusive, leaving out leased rows and the
+// webhooks listed in a JSON array.
+const dueQuery = `
+	SELECT seq, webhook_id, next_attempt_at FROM deliveries INDEXED BY deliveries_due
+	WHERE status = 'pending' AND next_attempt_at <= ?1
+	  AND next_attempt_at >= ?2 AND (next_attempt_at > ?2 OR seq > ?3)
+	  AND (lease_until IS NULL OR lease_until <= ?1)
+	  AND webhook_id NOT IN (SELECT value FROM json_each(?4))
+	ORDER BY next_attempt_at, seq`
+
+// pickDue returns the seqs of up to limit claimable deliveries, oldest due
+// first, at most perWebhook per webhook counting busy.
+//
+// A window function (ROW_NUMBER() OVER (PARTITION BY webhook_id)) would
+// rank every due row on every claim, which is quadratic in a backlog; this
+// walk stops as soon as it has limit rows, and a webhook that reaches its
+// cap is excluded from the rest of the walk, so one endpoint's backlog
+// neither starves the others nor makes every claim read all of it.
+func (db *DB) pickDue(ctx context.Context, tx *sql.Tx, nowMS int64, limit, perWebhook int, busy map[string]int) ([]int64, error) {
+	taken := map[string]int{}
+	full := func(webhookID string) bool { return perWebhook > 0 && busy[webhookID]+taken[webhookID] >= perWebhook }
+	var (
+		picked []int64
+		capped = []string{}
+		at     = int64(math.MinInt64)
+		seq    int64
+	)
+	for id := range busy {
+		if full(id) {
+			capped = append(capped, id)
+		}
+	}
+	due, err := db.stmt(ctx, tx, dueQuery)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		exclude, err := json.Marshal(capped)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := due.QueryContext(ctx, nowMS, at, seq, string(exclude))
+		if err != nil {
+			return nil, err
+		}
+		restart, skipped := false, 0
+		for rows.Next() {
+			var webhookID string
+			if err := rows.Scan(&seq, &webhookID, &at); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if full(webhookID) {
+				if skipped++; skipped >= skipsBeforeRestart {
+					restart = true
+					break
+				}
+				continue
+			}
+			picked = append(picked, seq)
+			if taken[webhookID]++; full(webhookID) {
+				capped = append(capped, webhookID)
+			}
+			if len(picked) == limit {
+				break
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if !restart {
+			return picked, nil
+		}
+	}
+}
+
+// Statements of leasing.
+const (
+	leaseQuery = `
+		UPDATE deliveries SET lease_token = ?1 || '.' || seq, lease_until = ?2
+		WHERE seq IN (SELECT value FROM json_each(?3))
+		RETURNING seq, lease_token, id, webhook_id, event_seq, attempts, round_start`
+	targetsQuery   = `SELECT id, url, secret_sealed FROM webhooks WHERE id IN (SELECT value FROM json_each(?))`
+	jobEventsQuery = `SELECT seq, id, organization_id, type, created_at, data, deliveries FROM events WHERE seq IN (SELECT value FROM json_each(?))`
+)
+
+// lease sets a fresh lease on each picked delivery and builds its Job. It
+// runs three statements whatever the number of jobs: the update, then the
+// webhooks and the events the jobs need, each loaded once.
+func (db *DB) lease(ctx context.Context, tx *sql.Tx, picked []int64, until time.Time) ([]*hookd.Job, error) {
+	seqs, err := json.Marshal(picked)
+	if err != nil {
+		return nil, err
+	}
+	// One random token per claim, made unique per job by the row's seq: a
+	// later claim of the same row has another token.
+	token := rand.Text()
+	update, err := db.stmt(ctx, tx, leaseQuery)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := update.QueryContext(ctx, token, millis(until), string(seqs))
+	if err != nil {
+		return nil, err
+	}
+	bySeq := make(map[int64]*hookd.Job, len(picked))
+	eventOf := make(map[*hookd.Job]int64, len(picked))
+	webhookIDs, eventSeqs := []string{}, []int64{}
+	for rows.Next() {
+		j := &hookd.Job{LeaseUntil: until}
+		var seq, eventSeq int64
+		var attempts int
+		if err := rows.Scan(&seq, &j.Lease, &j.DeliveryID, &j.WebhookID, &eventSeq, &attempts, &j.RoundStart); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		j.Attempt = attempts + 1
+		bySeq[seq], eventOf[j] = j, eventSeq
+		webhookIDs, eventSeqs = append(webhookIDs, j.WebhookID), append(eventSeqs, eventSeq)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+
+	type target struct{ url, secret string }
+	targets := map[string]target{}
+	err = db.queryEach(ctx, tx, targetsQuery, webhookIDs,
+		func(rows *sql.Rows) error {
+			var id, sealed string
+			var t target
+			if err := rows.Scan(&id, &t.url, &sealed); err != nil {
+				return err
+			}
+			if t.secret, err = db.key.Open(sealed); err != nil {
+				return fmt.Errorf("webhook %s: secret: %w", id, err)
+			}
+			targets[id] = t
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	events := map[int64]*hookd.Event{}
+	err = db.queryEach(ctx, tx, jobEventsQuery, eventSeqs,
+		func(rows *sql.Rows) error {
+			var seq int64
+			var e hookd.Event
+			var created int64
+			var data []byte
+			if err := rows.Scan(&seq, &e.ID, &e.OrganizationID, &e.Type, &created, &data, &e.Deliveries); err != nil {
+				return err
+			}
+			e.CreatedAt, e.Data = fromMillis(created), data
+			events[seq] = &e
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+
+	jobs := make([]*hookd.Job, 0, len(picked))
+	for _, seq := range picked { // in due order
+		j := bySeq[seq]
+		if j == nil {
+			return nil, fmt.Errorf("delivery row %d vanished while leased", seq)
+		}
+		t, ok := targets[j.WebhookID]
+		if j.Event = events[eventOf[j]]; !ok || j.Event == nil {
+			return nil, fmt.Errorf("delivery %s: webhook or event missing", j.DeliveryID)
+		}
+		j.URL, j.Secret = t.url, t.secret
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// queryEach runs query with keys, as a JSON array, for its one parameter
+// and calls fn on each row.
+func (db *DB) queryEach(ctx context.Context, tx *sql.Tx, query string, keys any, fn func(*sql.Rows) error) error {
+	arg, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	q, err := db.stmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	rows, err := q.QueryContext(ctx, string(arg))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// NextDue returns when the earliest pending delivery becomes claimable (its
+// next attempt time, or its lease expiry when later), and false when
+// nothing is pending. It reads the unleased rows in due order and the
+// leased ones, few, through their own index, so its cost does not grow
+// with the backlog.
+func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var unleased, leased sql.NullInt64
+	err := db.read(ctx, "next due", func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `
+			SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due
+			WHERE status = 'pending' AND lease_until IS NULL
+			ORDER BY next_attempt_at LIMIT 1`).Scan(&unleased)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `
+			SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries INDEXED BY deliveries_leased
+			WHERE lease_until IS NOT NULL AND status = 'pending'`).Scan(&leased)
+	})
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	switch {
+	case unleased.Valid && leased.Valid:
+		return fromMillis(min(unleased.Int64, leased.Int64)), true, nil
+	case unleased.Valid:
+		return fromMillis(unleased.Int64), true, nil
+	case leased.Valid:
+		return fromMillis(leased.Int64), true, nil
+	}
+	return time.Time{}, false, nil
+}
