@@ -53,9 +53,13 @@ type Config struct {
 	PerWebhook int // default 16
 	// Poll is the longest the dispatcher sleeps without looking at the
 	// store, as a safety net for work it was not told about.
-	Poll    time.Duration // default 1s
-	Logger  *slog.Logger
-	Metrics *Metrics // may be nil
+	Poll time.Duration // default 1s
+	// ClaimInterval is the shortest time between two claims made only
+	// because attempts finished, so that one claim takes many freed slots
+	// at once instead of one claim per attempt.
+	ClaimInterval time.Duration // default 2ms
+	Logger        *slog.Logger
+	Metrics       *Metrics // may be nil
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +77,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = time.Second
+	}
+	if c.ClaimInterval <= 0 {
+		c.ClaimInterval = 2 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -157,6 +164,8 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	free := d.cfg.Workers
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var lastClaim time.Time
+	short := false // the last claim took less than it asked for
 	for {
 		// Take back the slots of attempts recorded since the last turn.
 		for drained := false; !drained; {
@@ -167,7 +176,6 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 				drained = true
 			}
 		}
-		full := false // the claim took all it asked for: more may be due
 		if free > 0 {
 			want := min(free, claimBatch)
 			jobs, err := d.claim(ctx, want)
@@ -179,10 +187,10 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 				d.inflight.Add(1)
 				go d.attempt(j)
 			}
-			full = len(jobs) == want
+			lastClaim, short = time.Now(), len(jobs) < want
 		}
 		wait := d.cfg.Poll
-		if full && free > 0 {
+		if !short && free > 0 {
 			wait = 0 // more may be due right now
 		} else if free > 0 {
 			if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok {
@@ -190,18 +198,42 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			}
 		}
 		timer.Reset(wait)
+		freed := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
+			short = false
 		case <-d.done:
 			free++
+			freed = true
 		case <-timer.C:
 		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
+			}
+		}
+		if freed && short {
+			// Only a slot came free, and the last claim found no more work
+			// than it took. Claiming again for every single slot would cost
+			// one store transaction per attempt; let a few results gather
+			// first. A notification of new work cuts the pause short.
+			if pause := time.Until(lastClaim.Add(d.cfg.ClaimInterval)); pause > 0 {
+				timer.Reset(pause)
+				select {
+				case <-ctx.Done():
+					return
+				case <-d.wake:
+				case <-timer.C:
+				}
+				if !timer.Stop() {
+					select {
+					case <-timer.C:
+					default:
+					}
+				}
 			}
 		}
 	}

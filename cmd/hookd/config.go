@@ -34,6 +34,7 @@ type Config struct {
 	ShutdownGrace time.Duration
 	LogFormat     string
 	LogLevel      string
+	Pprof         string // address of the profiling endpoints; "" = off
 
 	// Derived by Validate.
 	retry     []time.Duration
@@ -79,6 +80,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "on SIGTERM, how long in-flight attempts may finish before they are handed back")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
 
 // envName is a flag's environment twin: --retry-schedule → HOOKD_RETRY_SCHEDULE.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,26 @@ type Main struct {
 	server     *http.Server
 	dispatcher *dispatch.Dispatcher
 	serveErr   chan error
+	pprof      *http.Server
+}
+
+// servePprof serves Go's profiler on its own address, so that profiling is
+// never reachable through the public port.
+func (m *Main) servePprof(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof (HOOKD_PPROF): %v", err)
+	}
+	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go m.pprof.Serve(ln)
+	m.logger.Info("profiling endpoints on", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return nil
 }
 
 // NewMain returns a Main for cfg that logs to logw.
@@ -124,6 +145,12 @@ func (m *Main) Run(ctx context.Context) error {
 		m.dispatcher.Start()
 	}
 
+	if cfg.Pprof != "" {
+		if err := m.servePprof(cfg.Pprof); err != nil {
+			return err
+		}
+	}
+
 	if cfg.Role != "worker" {
 		notify := func() {}
 		if m.dispatcher != nil {
@@ -177,6 +204,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.dispatcher != nil {
 		m.dispatcher.Stop(ctx)
+	}
+	if m.pprof != nil {
+		m.pprof.Close()
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
