@@ -55,7 +55,7 @@ type Main struct {
 	out    io.Writer // where --dev prints its credentials
 	logger *slog.Logger
 
-	store      *sqlite.DB
+	store      store
 	listener   net.Listener
 	server     *http.Server
 	dispatcher *dispatch.Dispatcher
@@ -216,7 +216,16 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func openStore(ctx context.Context, cfg *Config) (*sqlite.DB, error) {
+// store is everything serve asks of a store: what the API, the dispatcher
+// and the metrics need.
+type store interface {
+	web.Store
+	dispatch.Store
+	dispatch.Counter
+	Close() error
+}
+
+func openStore(ctx context.Context, cfg *Config) (store, error) {
 	switch cfg.storeKind {
 	case "sqlite":
 		if cfg.sealKey == nil {
