@@ -40,8 +40,8 @@ type Delivery struct {
 	LastStatusCode *int       // nil when no attempt got an HTTP answer
 
 	// Filled by FindDelivery only.
-	Event       *Event
-	AttemptLog  []*Attempt // oldest first
+	Event      *Event
+	AttemptLog []*Attempt // oldest first
 }
 
 // Attempt is one HTTP request of a delivery and what came back.
