@@ -58,35 +58,45 @@ func (s *Server) routes() []route {
 	}
 }
 
-// buildMux registers every route on a ServeMux, and every route's path on
-// a second, method-less one: a request that matches no route but whose
-// path a route has is a 405, not a 404. ServeMux would answer both in
-// plain text; the API answers in its JSON error format.
+// buildMux registers every route of the API and of the portal on a
+// ServeMux, and every route's path on a second, method-less one: a request
+// that matches no route but whose path a route has is a 405, not a 404.
+// ServeMux would answer both in plain text; the API answers in its JSON
+// error format, the portal with a page.
 func (s *Server) buildMux() *http.ServeMux {
 	mux, methods := http.NewServeMux(), http.NewServeMux()
 	allowed := map[string][]string{}
-	for _, rt := range s.routes() {
-		mux.Handle(rt.method+" "+rt.path, s.authorize(rt.access, rt.handler))
-		if allowed[rt.path] == nil {
-			path := rt.path
+	handle := func(method, path string, h http.Handler, refuse http.HandlerFunc) {
+		mux.Handle(method+" "+path, h)
+		if allowed[path] == nil {
 			methods.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 				allow := allowed[path]
 				if slices.Contains(allow, "GET") {
 					allow = append(slices.Clone(allow), "HEAD")
 				}
 				w.Header().Set("Allow", strings.Join(allow, ", "))
-				s.writeError(w, r, errMethodNotAllowed)
+				refuse(w, r)
 			})
 		}
-		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		allowed[path] = append(allowed[path], method)
+	}
+	apiRefuse := func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) }
+	for _, rt := range s.routes() {
+		handle(rt.method, rt.path, s.authorize(rt.access, rt.handler), apiRefuse)
+	}
+	for _, rt := range s.portalRoutes() {
+		handle(rt.method, rt.path, s.wrap(rt), s.portalMethodNotAllowed)
 	}
 	// "/" matches every method and path no route matches.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := methods.Handler(r); pattern != "" {
+		switch _, pattern := methods.Handler(r); {
+		case pattern != "":
 			methods.ServeHTTP(w, r)
-			return
+		case isPortalPath(r.URL.Path):
+			s.portalNotFound(w, r)
+		default:
+			s.writeError(w, r, errNoRoute)
 		}
-		s.writeError(w, r, errNoRoute)
 	})
 	return mux
 }

@@ -24,7 +24,6 @@ func TestRoutes_Unmatched(t *testing.T) {
 		code, allow        string
 	}{
 		{"ErrUnknownPath", "GET", "/v1/nothing", 404, "not_found", ""},
-		{"ErrRoot", "GET", "/", 404, "not_found", ""},
 		{"ErrTrailingSlash", "GET", "/v1/webhooks/", 404, "not_found", ""},
 		{"ErrTooDeep", "GET", "/v1/webhooks/wh_1/deliveries/dlv_1/attempts", 404, "not_found", ""},
 		{"ErrWrongMethod", "PUT", "/v1/webhooks/wh_1", 405, "method_not_allowed", "GET, PATCH, DELETE, HEAD"},

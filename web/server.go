@@ -1,8 +1,9 @@
 // Package web is hookd's HTTP front end: the JSON API of SPEC §3, the
-// service endpoints (health, readiness, metrics, the OpenAPI document) and,
-// later, the portal. Handlers are thin: they decode, call an operation
-// (ops.go) or the store, and encode. Domain rules live in package hookd;
-// every error becomes an HTTP answer in one place (error.go).
+// service endpoints (health, readiness, metrics, the OpenAPI document) and
+// the portal of SPEC §4 (portal*.go). Handlers are thin: they decode, call
+// an operation (ops.go) or the store, and encode. Domain rules live in
+// package hookd; every error becomes an API answer in one place (error.go),
+// or a page of the portal (portalError).
 package web
 
 import (
@@ -25,6 +26,12 @@ type Store interface {
 	FindAPIKeys(ctx context.Context, prefix string) ([]*hookd.APIKey, error)
 	DeleteAPIKey(ctx context.Context, orgID, keyID string) error
 	CreateUser(ctx context.Context, u *hookd.User) error
+	FindUserByEmail(ctx context.Context, email string) (*hookd.User, error)
+	FindUser(ctx context.Context, id string) (*hookd.User, error)
+
+	CreateSession(ctx context.Context, s *hookd.Session) error
+	FindSession(ctx context.Context, tokenHash []byte, now time.Time) (*hookd.Session, error)
+	DeleteSession(ctx context.Context, tokenHash []byte) error
 
 	CreateWebhook(ctx context.Context, w *hookd.Webhook) error
 	FindWebhook(ctx context.Context, orgID, id string) (*hookd.Webhook, error)
@@ -65,20 +72,29 @@ type Config struct {
 	Logger  *slog.Logger // nil: discard
 }
 
-// Server is the HTTP handler of the API and the service endpoints.
+// Server is the HTTP handler of the API, the service endpoints and the
+// portal.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	portal *portal
 }
 
 // New returns a Server for cfg. It panics when the route table is
-// inconsistent (two routes with one pattern), a bug caught at start-up.
+// inconsistent (two routes with one pattern) or a portal template does not
+// parse: both are bugs of the build, caught at start-up rather than at a
+// user's click.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	p, err := s.newPortal(portalFiles)
+	if err != nil {
+		panic("web: portal: " + err.Error())
+	}
+	s.portal = p
 	s.mux = s.buildMux()
 	return s
 }

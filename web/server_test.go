@@ -51,6 +51,7 @@ func newTestStore(t *testing.T) storetest.Store {
 type testServer struct {
 	t       *testing.T
 	URL     string
+	srv     *Server
 	store   storetest.Store
 	notify  atomic.Int64 // calls of Config.Notify
 	logs    *syncBuffer
@@ -91,7 +92,8 @@ func newTestServer(t *testing.T, store storetest.Store, opts ...serverOption) *t
 	for _, o := range opts {
 		o(&cfg)
 	}
-	hs := httptest.NewServer(New(cfg))
+	ts.srv = New(cfg)
+	hs := httptest.NewServer(ts.srv)
 	t.Cleanup(hs.Close)
 	ts.URL = hs.URL
 	return ts
