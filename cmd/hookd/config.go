@@ -35,6 +35,9 @@ type Config struct {
 	LogFormat     string
 	LogLevel      string
 	Pprof         string // address of the profiling endpoints; "" = off
+	// SQLiteSync is SQLite's synchronous setting: NORMAL survives a process
+	// crash, FULL also a power loss, at the cost of an fsync per commit.
+	SQLiteSync string
 
 	// Derived by Validate.
 	retry     []time.Duration
@@ -58,6 +61,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:   20 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
+		SQLiteSync:      "NORMAL",
 	}
 }
 
@@ -80,6 +84,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "on SIGTERM, how long in-flight attempts may finish before they are handed back")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", c.SQLiteSync, "embedded store only: NORMAL (an acknowledged event survives a process crash) or FULL (also a power loss; an fsync per commit)")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
 
@@ -155,6 +160,12 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--database (HOOKD_DATABASE) must be sqlite:PATH or a postgres:// URL, got %q", db)
+	}
+	switch strings.ToUpper(c.SQLiteSync) {
+	case "NORMAL", "FULL":
+		c.SQLiteSync = strings.ToUpper(c.SQLiteSync)
+	default:
+		return fmt.Errorf("--sqlite-synchronous (HOOKD_SQLITE_SYNCHRONOUS) must be NORMAL or FULL, got %q", c.SQLiteSync)
 	}
 	if c.AdminToken == "" && !c.Dev {
 		return fmt.Errorf("--admin-token (HOOKD_ADMIN_TOKEN) is required (or run with --dev)")

@@ -231,7 +231,7 @@ func openStore(ctx context.Context, cfg *Config) (store, error) {
 		if cfg.sealKey == nil {
 			return nil, errors.New("--secret-key (HOOKD_SECRET_KEY) is required")
 		}
-		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey})
+		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey, Synchronous: cfg.SQLiteSync})
 		if err != nil {
 			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
 		}

@@ -38,6 +38,7 @@ func TestServe_ConfigErrors(t *testing.T) {
 		{"ErrRole", []string{"--admin-token", token, "--secret-key", key, "--role", "boss"}, nil, "--role"},
 		{"ErrRoleNeedsPostgres", []string{"--admin-token", token, "--secret-key", key, "--role", "worker"}, nil, "--role"},
 		{"ErrDatabaseScheme", []string{"--admin-token", token, "--secret-key", key, "--database", "mysql://x"}, nil, "--database"},
+		{"ErrSQLiteSynchronous", []string{"--admin-token", token, "--secret-key", key, "--sqlite-synchronous", "OFF"}, nil, "--sqlite-synchronous"},
 		{"ErrLogFormat", []string{"--admin-token", token, "--secret-key", key, "--log-format", "xml"}, nil, "--log-format"},
 		{"ErrEnvAdminTokenShort", []string{"--secret-key", key}, map[string]string{"HOOKD_ADMIN_TOKEN": "short"}, "--admin-token"},
 		{"ErrEnvBool", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_ALLOW_HTTP": "maybe"}, "HOOKD_ALLOW_HTTP"},
