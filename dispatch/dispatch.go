@@ -193,8 +193,11 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		if !short && free > 0 {
 			wait = 0 // more may be due right now
 		} else if free > 0 {
-			if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok {
-				wait = min(wait, max(0, time.Until(at)))
+			// Sleep until the next delivery falls due. One already due that
+			// the claim left behind belongs to a webhook at its cap: a
+			// finishing attempt wakes the loop for it, so do not spin.
+			if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok && at.After(time.Now()) {
+				wait = min(wait, time.Until(at))
 			}
 		}
 		timer.Reset(wait)

@@ -3,11 +3,14 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookd-dev/hookd/egress"
+	"github.com/hookd-dev/hookd/postgres"
 	"github.com/hookd-dev/hookd/seal"
 	"github.com/hookd-dev/hookd/sqlite"
 	"github.com/hookd-dev/hookd/storetest"
@@ -38,11 +44,40 @@ func newTestStore(t *testing.T) storetest.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("HOOKD_TEST_STORE") == "postgres" {
+		return newPostgresTestStore(t, key)
+	}
 	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Key: key})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newPostgresTestStore runs the API tests on PostgreSQL instead
+// (HOOKD_TEST_STORE=postgres, as .ci/run does once), in a fresh schema
+// dropped afterwards.
+func newPostgresTestStore(t *testing.T, key *seal.Key) storetest.Store {
+	t.Helper()
+	url := os.Getenv("HOOKD_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Fatal("HOOKD_TEST_STORE=postgres needs HOOKD_TEST_POSTGRES_URL")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "hookd_web_" + hex.EncodeToString(b[:])
+	db, err := postgres.Open(context.Background(), postgres.Config{URL: url, Key: key, Schema: schema, MaxConns: 4})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if c, err := pgx.Connect(context.Background(), url); err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
 	return db
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/hookd-dev/hookd/postgres"
 	"github.com/hookd-dev/hookd/sqlite"
 )
 
@@ -40,6 +41,11 @@ func runMigrate(ctx context.Context, args []string, io stdio) error {
 		fmt.Fprintf(io.out, "%s: %d migration(s) applied; schema is up to date\n", cfg.storePath, n)
 		return nil
 	default:
-		return fmt.Errorf("--database (HOOKD_DATABASE): the PostgreSQL store is not part of this build yet; use sqlite:PATH")
+		n, err := postgres.Migrate(ctx, cfg.Database)
+		if err != nil {
+			return fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
+		}
+		fmt.Fprintf(io.out, "PostgreSQL: %d migration(s) applied; schema is up to date\n", n)
+		return nil
 	}
 }

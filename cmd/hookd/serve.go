@@ -19,6 +19,7 @@ import (
 	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/dispatch"
 	"github.com/hookd-dev/hookd/egress"
+	"github.com/hookd-dev/hookd/postgres"
 	"github.com/hookd-dev/hookd/sqlite"
 	"github.com/hookd-dev/hookd/web"
 )
@@ -61,6 +62,7 @@ type Main struct {
 	dispatcher *dispatch.Dispatcher
 	serveErr   chan error
 	pprof      *http.Server
+	stopListen context.CancelFunc
 }
 
 // servePprof serves Go's profiler on its own address, so that profiling is
@@ -112,7 +114,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg)
+	store, err := openStore(ctx, cfg, m.logger)
 	if err != nil {
 		return err
 	}
@@ -143,6 +145,13 @@ func (m *Main) Run(ctx context.Context) error {
 			Metrics:     dispatch.NewMetrics(reg),
 		})
 		m.dispatcher.Start()
+		if l, ok := store.(listener); ok {
+			// Wake on deliveries made due by other nodes (publish, ping,
+			// redeliver through an api-role node).
+			lctx, stop := context.WithCancel(context.Background())
+			m.stopListen = stop
+			go l.Listen(lctx, m.dispatcher.Notify)
+		}
 	}
 
 	if cfg.Pprof != "" {
@@ -202,6 +211,9 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if m.stopListen != nil {
+		m.stopListen()
+	}
 	if m.dispatcher != nil {
 		m.dispatcher.Stop(ctx)
 	}
@@ -225,20 +237,30 @@ type store interface {
 	Close() error
 }
 
-func openStore(ctx context.Context, cfg *Config) (store, error) {
+func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (store, error) {
+	if cfg.sealKey == nil {
+		return nil, errors.New("--secret-key (HOOKD_SECRET_KEY) is required")
+	}
 	switch cfg.storeKind {
 	case "sqlite":
-		if cfg.sealKey == nil {
-			return nil, errors.New("--secret-key (HOOKD_SECRET_KEY) is required")
-		}
 		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey, Synchronous: cfg.SQLiteSync})
 		if err != nil {
 			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
 		}
 		return db, nil
 	default:
-		return nil, fmt.Errorf("--database (HOOKD_DATABASE): the PostgreSQL store is not part of this build yet; use sqlite:PATH")
+		db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Database, Key: cfg.sealKey, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
+		}
+		return db, nil
 	}
+}
+
+// listener is a store that can announce new work from other processes
+// (PostgreSQL's LISTEN/NOTIFY).
+type listener interface {
+	Listen(ctx context.Context, wake func()) error
 }
 
 func versionString() string { return hookd.Version }
