@@ -257,3 +257,47 @@ func TestPostgres_DatabaseRestart(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// Split roles: an api node takes events, a worker node delivers them,
+// woken by PostgreSQL's NOTIFY. The worker serves no API.
+func TestPostgres_SplitRoles(t *testing.T) {
+	dbURL := pgSchemaURL(t)
+	key := seal.GenerateKey()
+	admin := "admin-token-0123456789"
+	rc := newOverlapReceiver(t, 0)
+
+	api := startProc(t, append(pgNodeEnv(t, dbURL, key), "HOOKD_ROLE=api"))
+	worker := startProc(t, append(pgNodeEnv(t, dbURL, key), "HOOKD_ROLE=worker"))
+	orgID, _ := setupTenant(t, api.base, admin, rc.URL+"/hook", "")
+
+	var ev struct{ ID string }
+	b, _ := json.Marshal(map[string]any{"organization_id": orgID, "type": "scan_completed", "data": map[string]any{}})
+	req, _ := http.NewRequest("POST", api.base+"/v1/events", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&ev)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("publish through the api node: %d", resp.StatusCode)
+	}
+	rc.waitAllDelivered(t, []string{ev.ID}, 10*time.Second)
+
+	// The worker answers probes and metrics, but no API.
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/webhooks": 404} {
+		resp, err := http.Get(worker.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("worker %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	// The api node has no dispatcher: its metrics show no attempts.
+	if m := scrape(t, api.base); strings.Contains(m, `hookd_attempts_total{result="success"} 1`) {
+		t.Errorf("the api node made an attempt:\n%s", m)
+	}
+}

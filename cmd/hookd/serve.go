@@ -160,42 +160,66 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	var handler http.Handler
 	if cfg.Role != "worker" {
 		notify := func() {}
 		if m.dispatcher != nil {
 			notify = m.dispatcher.Notify
 		}
-		handler := web.New(web.Config{
+		handler = web.New(web.Config{
 			Store:          store,
 			AdminToken:     cfg.AdminToken,
 			AllowHTTP:      cfg.AllowHTTP,
 			ValidateEvents: cfg.ValidateEvents,
 			Targets:        egress.Policy{AllowPrivate: cfg.AllowPrivate, AllowHTTP: cfg.AllowHTTP},
 			Notify:         notify,
-			Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			Metrics:        metrics,
 			Logger:         m.logger,
 		})
-		ln, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return fmt.Errorf("--listen (HOOKD_LISTEN): %v", err)
-		}
-		m.listener = ln
-		m.server = &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       60 * time.Second,
-			WriteTimeout:      60 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
-		}
-		m.serveErr = make(chan error, 1)
-		go func() { m.serveErr <- m.server.Serve(ln) }()
-		m.logger.Info("hookd serving", "url", m.URL(), "role", cfg.Role, "store", cfg.storeKind, "version", versionString())
 	} else {
-		m.logger.Info("hookd dispatching", "role", cfg.Role, "store", cfg.storeKind, "version", versionString())
+		handler = serviceHandler(store, metrics)
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen (HOOKD_LISTEN): %v", err)
+	}
+	m.listener = ln
+	m.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.serveErr = make(chan error, 1)
+	go func() { m.serveErr <- m.server.Serve(ln) }()
+	m.logger.Info("hookd serving", "url", m.URL(), "role", cfg.Role, "store", cfg.storeKind, "version", versionString())
 	return nil
+}
+
+// serviceHandler is what a worker-only node serves: health, readiness and
+// metrics, so that it can be probed and scraped like the others, and
+// nothing of the API.
+func serviceHandler(store interface{ Ping(context.Context) error }, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := store.Ping(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"code":"unavailable","message":"store not reachable"}}`)
+			return
+		}
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.Handle("GET /metrics", metrics)
+	return mux
 }
 
 // Close stops taking requests and claiming work, waits for in-flight
