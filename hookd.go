@@ -14,7 +14,10 @@ import (
 
 // Version is the release of hookd; the User-Agent of every delivery carries
 // it. Release builds set it with -ldflags "-X github.com/hookd-dev/hookd.Version=…".
-var Version = "0.1.0-dev"
+var Version = DevVersion
+
+// DevVersion is Version in a build that was given none.
+const DevVersion = "0.1.0-dev"
 
 // Id prefixes, one per kind of object.
 const (

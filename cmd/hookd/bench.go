@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hookd-dev/hookd/client"
 	"github.com/hookd-dev/hookd/seal"
@@ -39,6 +43,7 @@ type benchOptions struct {
 	Timeout       time.Duration
 	JSON          bool
 	ServeArgs     string
+	Nodes         int
 }
 
 // benchReport is what `hookd bench` measures; --json prints it as is.
@@ -47,6 +52,7 @@ type benchReport struct {
 	WebhooksPerEvent  int     `json:"webhooks_per_event"`
 	Batch             int     `json:"batch"`
 	Publishers        int     `json:"publishers"`
+	Nodes             int     `json:"nodes"`
 	Store             string  `json:"store"`
 	CeilingPerSec     float64 `json:"raw_ceiling_requests_per_sec"`
 	IngestPerSec      float64 `json:"ingest_events_per_sec"`
@@ -58,7 +64,7 @@ type benchReport struct {
 	Delivered         int     `json:"delivered"`
 	Expected          int     `json:"expected"`
 	Duplicates        int     `json:"duplicates"`
-	PeakRSSMB         float64 `json:"hookd_peak_rss_mb"`
+	PeakRSSMB         float64 `json:"hookd_peak_rss_mb"` // the largest node's
 	PublishSeconds    float64 `json:"publish_seconds"`
 	EndToEndSeconds   float64 `json:"end_to_end_seconds"`
 	ReceiverFailRate  float64 `json:"receiver_fail_rate"`
@@ -83,6 +89,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	fs.DurationVar(&o.CeilingTime, "ceiling-time", 3*time.Second, "how long to measure the raw HTTP ceiling")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up waiting for deliveries after this long")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	fs.IntVar(&o.Nodes, "nodes", 1, "hookd serve processes sharing the store (more than 1 needs PostgreSQL); publishers spread over them")
 	fs.StringVar(&o.ServeArgs, "serve-args", "", "extra flags for the hookd serve process, space-separated")
 	fs.Usage = func() {
 		fmt.Fprintln(io.err, "Usage: hookd bench [flags]\n\nStarts hookd on a fresh store with a local receiver, measures the raw HTTP ceiling\nof this machine, then publishes events through the public API and measures\ningest, deliveries/s, publish→arrival latency and hookd's peak memory.\n\nFlags:")
@@ -100,6 +107,8 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		return fmt.Errorf("--batch must be 1–1000")
 	case o.Publishers < 1:
 		return fmt.Errorf("--publishers must be at least 1")
+	case o.Nodes < 1 || o.Nodes > 8:
+		return fmt.Errorf("--nodes must be 1–8")
 	case o.FailRate < 0 || o.FailRate > 1:
 		return fmt.Errorf("--fail-rate must be between 0 and 1")
 	}
@@ -147,7 +156,7 @@ func startBenchReceiver(failRate float64, delay time.Duration) (*benchReceiver, 
 		if r.delay > 0 {
 			time.Sleep(r.delay)
 		}
-		if r.failRate > 0 && rand.Float64() < r.failRate {
+		if r.failRate > 0 && mrand.Float64() < r.failRate {
 			w.WriteHeader(500)
 			return
 		}
@@ -221,43 +230,35 @@ func bench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRepor
 	if database == "" {
 		database = "sqlite:" + filepath.Join(dir, "hookd.db")
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+	if o.Nodes > 1 && !strings.HasPrefix(database, "postgres") {
+		return nil, fmt.Errorf("--nodes %d needs --database postgres://…: the embedded store belongs to one process", o.Nodes)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	if strings.HasPrefix(database, "postgres") {
+		var drop func()
+		if database, drop, err = freshSchema(ctx, database); err != nil {
+			return nil, fmt.Errorf("--database: %v", err)
+		}
+		defer drop()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	admin := "bench-admin-" + randomToken(12)
+	secretKey := seal.GenerateKey()
 	serveArgs := append([]string{"serve"}, strings.Fields(o.ServeArgs)...)
-	cmd := exec.CommandContext(ctx, self, serveArgs...)
-	cmd.Env = append(os.Environ(),
-		"HOOKD_LISTEN="+addr, "HOOKD_DATABASE="+database, "HOOKD_ADMIN_TOKEN="+admin,
-		"HOOKD_SECRET_KEY="+seal.GenerateKey(), "HOOKD_ALLOW_HTTP=true", "HOOKD_ALLOW_PRIVATE_TARGETS=true",
-		"HOOKD_RETRY_SCHEDULE=500ms,1s,2s", "HOOKD_LOG_LEVEL=error")
-	var serveLog bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &serveLog, &serveLog
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
+	var nodes []*benchNode
 	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
+		for _, n := range nodes {
+			n.stop()
 		}
 	}()
-	base := "http://" + addr
-	if err := waitReady(ctx, base, 30*time.Second); err != nil {
-		return nil, fmt.Errorf("hookd serve did not start: %v\n%s", err, serveLog.String())
+	for range o.Nodes {
+		n, err := startBenchNode(ctx, serveArgs, database, admin, secretKey)
+		if n != nil {
+			nodes = append(nodes, n)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-
+	base := nodes[0].base
 	adminC := client.New(base, admin)
 	org, err := adminC.CreateOrganization(ctx, client.OrganizationInput{Name: "bench"})
 	if err != nil {
@@ -293,7 +294,8 @@ func bench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRepor
 	fmt.Fprintf(progress, "publishing %d events (%d webhooks each, batches of %d, %d publishers)…\n", o.Events, o.Webhooks, o.Batch, o.Publishers)
 	pubStart := time.Now()
 	var wg sync.WaitGroup
-	for range o.Publishers {
+	for p := range o.Publishers {
+		pub := client.New(nodes[p%len(nodes)].base, admin)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -317,9 +319,9 @@ func bench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRepor
 				}
 				var err error
 				if o.Batch == 1 {
-					_, _, err = adminC.Publish(ctx, batch[0])
+					_, _, err = pub.Publish(ctx, batch[0])
 				} else {
-					_, err = adminC.PublishBatch(ctx, batch)
+					_, err = pub.PublishBatch(ctx, batch)
 				}
 				if err != nil {
 					pubErr.Store(err)
@@ -346,13 +348,15 @@ func bench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRepor
 	}
 
 	rep := &benchReport{
-		Events: o.Events, WebhooksPerEvent: o.Webhooks, Batch: o.Batch, Publishers: o.Publishers,
+		Events: o.Events, WebhooksPerEvent: o.Webhooks, Batch: o.Batch, Publishers: o.Publishers, Nodes: o.Nodes,
 		Store: strings.SplitN(database, ":", 2)[0], CeilingPerSec: ceiling, Expected: expected,
 		ReceiverFailRate: o.FailRate, ReceiverDelayMs: float64(o.ReceiverDelay) / 1e6, RateLimitPerSec: o.Rate,
 		PublishSeconds: pubDur.Seconds(), IngestPerSec: float64(o.Events) / pubDur.Seconds(),
 		HookdCommandShown: "hookd " + strings.Join(serveArgs, " "),
 	}
-	rep.PeakRSSMB = peakRSSMB(cmd.Process.Pid)
+	for _, n := range nodes {
+		rep.PeakRSSMB = max(rep.PeakRSSMB, peakRSSMB(n.cmd.Process.Pid))
+	}
 
 	rcv.mu.Lock()
 	lat := make([]time.Duration, 0, len(rcv.arrivals))
@@ -412,16 +416,94 @@ func peakRSSMB(pid int) float64 {
 }
 
 func printBench(w io.Writer, r *benchReport) {
-	fmt.Fprintf(w, "\nhookd bench: %d events × %d webhooks, batches of %d, %d publishers, %s store\n\n", r.Events, r.WebhooksPerEvent, r.Batch, r.Publishers, r.Store)
+	fmt.Fprintf(w, "\nhookd bench: %d events × %d webhooks, batches of %d, %d publishers, %d node(s), %s store\n\n", r.Events, r.WebhooksPerEvent, r.Batch, r.Publishers, r.Nodes, r.Store)
 	row := func(k, v string) { fmt.Fprintf(w, "  %-36s %s\n", k, v) }
 	row("raw ceiling (plain Go client)", fmt.Sprintf("%.0f requests/s", r.CeilingPerSec))
 	row("ingest (events acknowledged)", fmt.Sprintf("%.0f events/s", r.IngestPerSec))
 	row("end-to-end deliveries", fmt.Sprintf("%.0f deliveries/s (%.0f %% of the ceiling)", r.DeliveriesPerSec, 100*r.CeilingShare))
 	row("publish → arrival p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs))
 	row("delivered", fmt.Sprintf("%d of %d (%d duplicates)", r.Delivered, r.Expected, r.Duplicates))
-	row("hookd peak RSS", fmt.Sprintf("%.1f MB", r.PeakRSSMB))
+	row("hookd peak RSS (largest node)", fmt.Sprintf("%.1f MB", r.PeakRSSMB))
 	if !r.CompletedInTime {
 		row("WARNING", "not every delivery arrived before --timeout")
 	}
 	fmt.Fprintln(w)
+}
+
+// benchNode is one `hookd serve` process of a bench run.
+type benchNode struct {
+	cmd  *exec.Cmd
+	base string
+	log  bytes.Buffer
+}
+
+func startBenchNode(ctx context.Context, serveArgs []string, database, admin, secretKey string) (*benchNode, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	n := &benchNode{cmd: exec.CommandContext(ctx, self, serveArgs...), base: "http://" + addr}
+	n.cmd.Env = append(os.Environ(),
+		"HOOKD_LISTEN="+addr, "HOOKD_DATABASE="+database, "HOOKD_ADMIN_TOKEN="+admin,
+		"HOOKD_SECRET_KEY="+secretKey, "HOOKD_ALLOW_HTTP=true", "HOOKD_ALLOW_PRIVATE_TARGETS=true",
+		"HOOKD_RETRY_SCHEDULE=500ms,1s,2s", "HOOKD_LOG_LEVEL=error")
+	n.cmd.Stdout, n.cmd.Stderr = &n.log, &n.log
+	if err := n.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, n.base, 30*time.Second); err != nil {
+		return n, fmt.Errorf("hookd serve did not start: %v\n%s", err, n.log.String())
+	}
+	return n, nil
+}
+
+// stop ends the node with SIGINT, as an operator would, and kills it if it
+// does not stop within 10 s.
+func (n *benchNode) stop() {
+	n.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+	}
+}
+
+// freshSchema creates a schema of its own for a bench run on PostgreSQL and
+// returns the URL that uses it and a function that drops it.
+func freshSchema(ctx context.Context, url string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	schema := "hookd_bench_" + strings.ToLower(randomHex(6))
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), url)
+		if err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + schema, drop, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/hookd-dev/hookd"
@@ -33,11 +35,19 @@ func commands() []command {
 		{"migrate", "bring the store's schema up to date and exit", runMigrate},
 		{"listen", "a local receiver that prints and verifies deliveries", runListen},
 		{"verify", "verify a delivery body's signature (exit 0 valid, 1 invalid)", runVerify},
+		{"send", "publish a sample event of a catalog type, to trigger real deliveries", runSend},
 		{"bench", "measure ingest, deliveries/s, latency and memory on this machine", runBench},
 	}
 }
 
 func main() {
+	// `go install …@vX.Y.Z` records the module version in the binary; use
+	// it when the build did not inject one with -ldflags -X.
+	if info, ok := debug.ReadBuildInfo(); ok && hookd.Version == hookd.DevVersion {
+		if v := info.Main.Version; v != "" && v != "(devel)" {
+			hookd.Version = strings.TrimPrefix(v, "v")
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], stdio{os.Stdin, os.Stdout, os.Stderr}))
