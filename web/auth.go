@@ -34,6 +34,11 @@ func (s *Server) authorize(a access, h handler) http.Handler {
 		if a != public {
 			var err error
 			if c, err = s.authenticate(r); err == nil {
+				// Counted before the access check: a caller hammering
+				// endpoints it may not use is slowed down all the same.
+				err = s.rateLimit(w, c)
+			}
+			if err == nil {
 				switch {
 				case a == admin && !c.admin:
 					err = errAdminOnly

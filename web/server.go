@@ -70,6 +70,19 @@ type Config struct {
 	// and then /metrics is a 404.
 	Metrics http.Handler
 	Logger  *slog.Logger // nil: discard
+
+	// RateLimit is how many API requests per second each organization API
+	// key may make, sustained; RateBurst is how many it may make at once
+	// after a quiet spell. A request over the limit is answered 429
+	// rate_limited with Retry-After, before it is read or does anything.
+	// RateLimit 0 means DefaultRateLimit (100/s); negative turns the limit
+	// off. RateBurst 0 means twice the rate.
+	RateLimit float64
+	RateBurst int
+	// AdminRateLimit and AdminRateBurst are the same for the admin token;
+	// 0 means DefaultAdminRateLimit (1000/s) and twice that, negative off.
+	AdminRateLimit float64
+	AdminRateBurst int
 }
 
 // Server is the HTTP handler of the API, the service endpoints and the
@@ -79,6 +92,9 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	portal *portal
+
+	orgLimit   *rateLimiter // per organization API key; nil when off
+	adminLimit *rateLimiter // for the admin token; nil when off
 }
 
 // New returns a Server for cfg. It panics when the route table is
@@ -86,7 +102,12 @@ type Server struct {
 // parse: both are bugs of the build, caught at start-up rather than at a
 // user's click.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		orgLimit:   newRateLimiter(cfg.RateLimit, cfg.RateBurst, DefaultRateLimit),
+		adminLimit: newRateLimiter(cfg.AdminRateLimit, cfg.AdminRateBurst, DefaultAdminRateLimit),
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -35,6 +35,13 @@ type Config struct {
 	LogFormat     string
 	LogLevel      string
 	Pprof         string // address of the profiling endpoints; "" = off
+
+	// Request rate limits per credential (see web.Config): 0 = the
+	// default, negative = off.
+	RateLimit      float64
+	RateBurst      int
+	AdminRateLimit float64
+	AdminRateBurst int
 	// SQLiteSync is SQLite's synchronous setting: NORMAL survives a process
 	// crash, FULL also a power loss, at the cost of an fsync per commit.
 	SQLiteSync string
@@ -85,6 +92,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", c.SQLiteSync, "embedded store only: NORMAL (an acknowledged event survives a process crash) or FULL (also a power loss; an fsync per commit)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests/s allowed per organization API key (0 = default 100, negative = no limit); over it: 429 with Retry-After")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed per API key above --rate-limit (0 = twice the rate)")
+	fs.Float64Var(&c.AdminRateLimit, "admin-rate-limit", c.AdminRateLimit, "requests/s allowed for the admin token (0 = default 1000, negative = no limit)")
+	fs.IntVar(&c.AdminRateBurst, "admin-rate-burst", c.AdminRateBurst, "burst allowed for the admin token (0 = twice the rate)")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
 
@@ -204,6 +215,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PerWebhook < 1 {
 		return fmt.Errorf("--per-webhook-concurrency (HOOKD_PER_WEBHOOK_CONCURRENCY) must be at least 1, got %d", c.PerWebhook)
+	}
+	if c.RateBurst < 0 || c.AdminRateBurst < 0 {
+		return fmt.Errorf("--rate-burst and --admin-rate-burst (HOOKD_RATE_BURST, HOOKD_ADMIN_RATE_BURST) must not be negative")
 	}
 	if c.LeaseMargin <= 0 {
 		return fmt.Errorf("--lease-margin (HOOKD_LEASE_MARGIN) must be positive, got %s", c.LeaseMargin)
