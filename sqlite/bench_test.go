@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -127,4 +128,194 @@ func BenchmarkClaimComplete(b *testing.B) {
 			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
+}
+
+// BenchmarkClaimBacklog is the dispatcher's store loop against a backlog
+// that never shrinks below 50 000 pending deliveries, spread over 4
+// webhooks that are at their cap of 16 in flight nearly all the time:
+// claim up to 200, record a random half of the leased deliveries as
+// delivered, claim again. Every claim frees only a few places, so a claim
+// that costs in proportion to the backlog makes the whole run quadratic.
+func BenchmarkClaimBacklog(b *testing.B) {
+	const webhooks, backlog, limit, perWebhook = 4, 50_000, 200, 16
+	db, orgID := benchStore(b, "NORMAL", webhooks)
+	ctx := context.Background()
+	// Each turn completes at most webhooks*perWebhook deliveries; publish
+	// enough that the backlog stays at its size until the end.
+	for left := (backlog + b.N*webhooks*perWebhook) / webhooks; left > 0; left -= 500 {
+		if _, err := db.PublishEvents(ctx, benchBatch(orgID, min(left, 500))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var (
+		inflight  []*hookd.Job
+		results   []*hookd.AttemptResult
+		delivered int
+	)
+	b.ResetTimer()
+	for range b.N {
+		now := time.Now()
+		jobs, err := db.ClaimDeliveries(ctx, now, now.Add(time.Minute), limit, perWebhook)
+		if err != nil {
+			b.Fatal(err)
+		}
+		inflight = append(inflight, jobs...)
+		rng.Shuffle(len(inflight), func(i, j int) { inflight[i], inflight[j] = inflight[j], inflight[i] })
+		half := (len(inflight) + 1) / 2
+		results = results[:0]
+		for _, j := range inflight[:half] {
+			results = append(results, benchDelivered(j, now))
+		}
+		if err := db.CompleteAttempts(ctx, results); err != nil {
+			b.Fatal(err)
+		}
+		delivered += half
+		inflight = append(inflight[:0], inflight[half:]...)
+	}
+	b.ReportMetric(float64(delivered)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkClaimManyWebhooks is one burst fanned out to 10 000 webhooks,
+// one delivery each (100 organizations of 100 webhooks, one event each):
+// claim 200 at a time, at most 16 per webhook, and record each batch as
+// delivered, until nothing is left. A claim must take its 200 without
+// looking at all 10 000 webhooks.
+func BenchmarkClaimManyWebhooks(b *testing.B) {
+	const orgs, perOrg, limit, perWebhook = 100, hookd.MaxWebhooksPerOrganization, 200, 16
+	db, orgID := benchStore(b, "NORMAL", perOrg)
+	ctx := context.Background()
+	orgIDs := []string{orgID}
+	for i := 1; i < orgs; i++ {
+		o := &hookd.Organization{Name: fmt.Sprint("bench ", i)}
+		if err := db.CreateOrganization(ctx, o); err != nil {
+			b.Fatal(err)
+		}
+		for j := range perOrg {
+			w := &hookd.Webhook{OrganizationID: o.ID, Name: fmt.Sprint("w", j), URL: "https://receiver.example.com/" + fmt.Sprint(j),
+				Events: []string{hookd.EventScanCompleted}, Secret: "whsec_bench", Active: true}
+			if err := db.CreateWebhook(ctx, w); err != nil {
+				b.Fatal(err)
+			}
+		}
+		orgIDs = append(orgIDs, o.ID)
+	}
+	var events []*hookd.Event
+	for _, id := range orgIDs {
+		events = append(events, benchBatch(id, 1)...)
+	}
+	results := make([]*hookd.AttemptResult, 0, limit)
+	delivered := 0
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		if _, err := db.PublishEvents(ctx, events); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for {
+			now := time.Now()
+			jobs, err := db.ClaimDeliveries(ctx, now, now.Add(time.Minute), limit, perWebhook)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(jobs) == 0 {
+				break
+			}
+			results = results[:0]
+			for _, j := range jobs {
+				results = append(results, benchDelivered(j, now))
+			}
+			if err := db.CompleteAttempts(ctx, results); err != nil {
+				b.Fatal(err)
+			}
+			delivered += len(jobs)
+		}
+	}
+	if delivered != b.N*orgs*perOrg {
+		b.Fatalf("delivered %d, want %d", delivered, b.N*orgs*perOrg)
+	}
+	b.ReportMetric(float64(delivered)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// benchDelivered is a successful attempt of j.
+func benchDelivered(j *hookd.Job, at time.Time) *hookd.AttemptResult {
+	return &hookd.AttemptResult{Job: j, Status: hookd.DeliveryDelivered, Attempt: hookd.Attempt{
+		Number: j.Attempt, StartedAt: at, Duration: 3 * time.Millisecond, StatusCode: 200, ResponseBody: `{"ok":true}`,
+	}}
+}
+
+// BenchmarkQueueMillion measures the queue's reads with 1 000 000 pending
+// deliveries, all due, over 100 webhooks: none of them may cost in
+// proportion to the backlog. The rows are written straight into the table,
+// which takes a while before the clock starts.
+func BenchmarkQueueMillion(b *testing.B) {
+	const pending, webhooks = 1_000_000, 100
+	db, orgID := benchStore(b, "NORMAL", webhooks)
+	ctx := context.Background()
+	if _, err := db.PublishEvents(ctx, benchBatch(orgID, 1)); err != nil { // the event all rows point at
+		b.Fatal(err)
+	}
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	if _, err := db.w.ExecContext(ctx, `
+		WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1),
+		hooks (id, k) AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 FROM webhooks)
+		INSERT INTO deliveries (id, event_seq, webhook_id, status, created_at, next_attempt_at)
+		SELECT printf('dlv_bench_%07d', n.i), (SELECT MIN(seq) FROM events), hooks.id, 'pending', ?2, ?2 + n.i / 1000
+		FROM n JOIN hooks ON hooks.k = n.i % ?3`, pending, start, webhooks); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, `UPDATE delivery_counts SET n = n + ? WHERE status = 'pending'`, pending); err != nil {
+		b.Fatal(err)
+	}
+	db.schedule.invalidate() // the rows above were written behind its back
+
+	b.Run("ScheduleBuild", func(b *testing.B) {
+		for b.Loop() {
+			db.schedule.invalidate()
+			now := time.Now()
+			if _, err := db.ClaimDeliveries(ctx, now, now, 1, 16); err != nil { // a lease that expires at once
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ClaimComplete", func(b *testing.B) {
+		results := make([]*hookd.AttemptResult, 0, 100)
+		rows := 0
+		for b.Loop() {
+			now := time.Now()
+			jobs, err := db.ClaimDeliveries(ctx, now, now.Add(time.Minute), 100, 16)
+			if err != nil {
+				b.Fatal(err)
+			}
+			results = results[:0]
+			for _, j := range jobs {
+				results = append(results, benchDelivered(j, now))
+			}
+			if err := db.CompleteAttempts(ctx, results); err != nil {
+				b.Fatal(err)
+			}
+			rows += len(jobs)
+		}
+		b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "deliveries/s")
+	})
+	// Some deliveries in flight, as NextDue usually finds them.
+	now := time.Now()
+	if _, err := db.ClaimDeliveries(ctx, now, now.Add(time.Hour), 256, 16); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("NextDue", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := db.NextDue(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CountDeliveries", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.CountDeliveries(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/hookd-dev/hookd"
@@ -20,6 +19,9 @@ import (
 // Each Job carries a fresh lease token (random for the claim, made unique
 // per job), the webhook's URL and opened secret, and its Event; jobs of
 // one event share one *hookd.Event, which callers must not modify.
+//
+// Its cost follows what it takes and the deliveries in flight, not the
+// backlog: see pick.
 func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, limit, perWebhook int) ([]*hookd.Job, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -27,14 +29,11 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 	nowMS, until := now.UnixMilli(), fromMillis(leaseUntil.UnixMilli())
 	var jobs []*hookd.Job
 	err := db.write(ctx, "claim deliveries", func(tx *sql.Tx) error {
-		var busy map[string]int
-		if perWebhook > 0 {
-			var err error
-			if busy, err = db.leasedPerWebhook(ctx, tx, nowMS); err != nil {
-				return err
-			}
+		leases, err := db.leasedPerWebhook(ctx, tx, nowMS)
+		if err != nil {
+			return err
 		}
-		picked, err := db.pickDue(ctx, tx, nowMS, limit, perWebhook, busy)
+		picked, err := db.pick(ctx, tx, nowMS, millis(until), limit, perWebhook, leases)
 		if err != nil || len(picked) == 0 {
 			return err
 		}
@@ -42,16 +41,29 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 		return err
 	})
 	if err != nil {
+		// The schedule now counts on leases the rollback undid.
+		db.schedule.invalidate()
 		return nil, err
 	}
 	return jobs, nil
 }
 
-const leasedQuery = `SELECT webhook_id, COUNT(*) FROM deliveries INDEXED BY deliveries_leased WHERE lease_until > ? GROUP BY webhook_id`
+const leasedQuery = `
+	SELECT webhook_id, COUNT(*), MIN(lease_until), MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_leased
+	WHERE lease_until > ? GROUP BY webhook_id`
 
-// leasedPerWebhook counts, per webhook, the deliveries whose lease has not
-// expired at now: they are in flight and count against the cap.
-func (db *DB) leasedPerWebhook(ctx context.Context, tx *sql.Tx, nowMS int64) (map[string]int, error) {
+// leased are a webhook's deliveries whose lease has not expired: they are
+// in flight and count against the cap.
+type leased struct {
+	n      int
+	first  int64 // the earliest expiry: a delivery may be claimable again then
+	oldest int64 // the earliest next attempt time: its place in due order then
+}
+
+// leasedPerWebhook reads, per webhook, the deliveries whose lease has not
+// expired at now. Leased rows are few (those in flight) and have their own
+// index.
+func (db *DB) leasedPerWebhook(ctx context.Context, tx *sql.Tx, nowMS int64) (map[string]leased, error) {
 	q, err := db.stmt(ctx, tx, leasedQuery)
 	if err != nil {
 		return nil, err
@@ -61,103 +73,18 @@ func (db *DB) leasedPerWebhook(ctx context.Context, tx *sql.Tx, nowMS int64) (ma
 		return nil, err
 	}
 	defer rows.Close()
-	busy := map[string]int{}
+	m := map[string]leased{}
 	for rows.Next() {
 		var (
 			id string
-			n  int
+			l  leased
 		)
-		if err := rows.Scan(&id, &n); err != nil {
+		if err := rows.Scan(&id, &l.n, &l.first, &l.oldest); err != nil {
 			return nil, err
 		}
-		busy[id] = n
+		m[id] = l
 	}
-	return busy, rows.Err()
-}
-
-// skipsBeforeRestart is how many rows of webhooks already at their cap the
-// due scan passes over before it starts again with those webhooks excluded
-// in SQL, where skipping a row costs far less than returning it.
-const skipsBeforeRestart = 32
-
-// dueQuery walks the pending deliveries in due order from a position
-// (next_attempt_at, seq), exclusive, leaving out leased rows and the
-// webhooks listed in a JSON array.
-const dueQuery = `
-	SELECT seq, webhook_id, next_attempt_at FROM deliveries INDEXED BY deliveries_due
-	WHERE status = 'pending' AND next_attempt_at <= ?1
-	  AND next_attempt_at >= ?2 AND (next_attempt_at > ?2 OR seq > ?3)
-	  AND (lease_until IS NULL OR lease_until <= ?1)
-	  AND webhook_id NOT IN (SELECT value FROM json_each(?4))
-	ORDER BY next_attempt_at, seq`
-
-// pickDue returns the seqs of up to limit claimable deliveries, oldest due
-// first, at most perWebhook per webhook counting busy.
-//
-// A window function (ROW_NUMBER() OVER (PARTITION BY webhook_id)) would
-// rank every due row on every claim, which is quadratic in a backlog; this
-// walk stops as soon as it has limit rows, and a webhook that reaches its
-// cap is excluded from the rest of the walk, so one endpoint's backlog
-// neither starves the others nor makes every claim read all of it.
-func (db *DB) pickDue(ctx context.Context, tx *sql.Tx, nowMS int64, limit, perWebhook int, busy map[string]int) ([]int64, error) {
-	taken := map[string]int{}
-	full := func(webhookID string) bool { return perWebhook > 0 && busy[webhookID]+taken[webhookID] >= perWebhook }
-	var (
-		picked []int64
-		capped = []string{}
-		at     = int64(math.MinInt64)
-		seq    int64
-	)
-	for id := range busy {
-		if full(id) {
-			capped = append(capped, id)
-		}
-	}
-	due, err := db.stmt(ctx, tx, dueQuery)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		exclude, err := json.Marshal(capped)
-		if err != nil {
-			return nil, err
-		}
-		rows, err := due.QueryContext(ctx, nowMS, at, seq, string(exclude))
-		if err != nil {
-			return nil, err
-		}
-		restart, skipped := false, 0
-		for rows.Next() {
-			var webhookID string
-			if err := rows.Scan(&seq, &webhookID, &at); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if full(webhookID) {
-				if skipped++; skipped >= skipsBeforeRestart {
-					restart = true
-					break
-				}
-				continue
-			}
-			picked = append(picked, seq)
-			if taken[webhookID]++; full(webhookID) {
-				capped = append(capped, webhookID)
-			}
-			if len(picked) == limit {
-				break
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		if !restart {
-			return picked, nil
-		}
-	}
+	return m, rows.Err()
 }
 
 // Statements of leasing.
@@ -284,6 +211,17 @@ func (db *DB) queryEach(ctx context.Context, tx *sql.Tx, query string, keys any,
 	return rows.Err()
 }
 
+// Statements of NextDue.
+const (
+	nextUnleasedQuery = `
+		SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due
+		WHERE status = 'pending' AND lease_until IS NULL
+		ORDER BY next_attempt_at LIMIT 1`
+	nextLeasedQuery = `
+		SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries INDEXED BY deliveries_leased
+		WHERE lease_until IS NOT NULL AND status = 'pending'`
+)
+
 // NextDue returns when the earliest pending delivery becomes claimable (its
 // next attempt time, or its lease expiry when later), and false when
 // nothing is pending. It reads the unleased rows in due order and the
@@ -292,16 +230,11 @@ func (db *DB) queryEach(ctx context.Context, tx *sql.Tx, query string, keys any,
 func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var unleased, leased sql.NullInt64
 	err := db.read(ctx, "next due", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `
-			SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due
-			WHERE status = 'pending' AND lease_until IS NULL
-			ORDER BY next_attempt_at LIMIT 1`).Scan(&unleased)
+		err := tx.QueryRowContext(ctx, nextUnleasedQuery).Scan(&unleased)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `
-			SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries INDEXED BY deliveries_leased
-			WHERE lease_until IS NOT NULL AND status = 'pending'`).Scan(&leased)
+		return tx.QueryRowContext(ctx, nextLeasedQuery).Scan(&leased)
 	})
 	if err != nil {
 		return time.Time{}, false, err

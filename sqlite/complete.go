@@ -78,11 +78,19 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 		}
 		var c counts
 		err = db.chunked(ctx, tx, settleQueries, settleParams, settleArgs, func(rows *sql.Rows) error {
-			var status string
-			if err := rows.Scan(&status); err != nil {
+			var (
+				status, webhookID string
+				next              sql.NullInt64
+			)
+			if err := rows.Scan(&status, &webhookID, &next); err != nil {
 				return err
 			}
 			c.move(hookd.DeliveryPending, hookd.DeliveryStatus(status)) // only a pending delivery holds a lease
+			// A retry is claimable at its time, which may come before the
+			// lease would have expired.
+			if next.Valid {
+				db.schedule.wake(next.Int64, webhookID)
+			}
 			return nil
 		})
 		if err != nil {
@@ -115,14 +123,15 @@ func logAttempts(n int) string {
 }
 
 // settle moves n deliveries whose lease still matches to their new state
-// and returns the status of each one it changed.
+// and returns the status, webhook and next attempt time of each one it
+// changed.
 func settle(n int) string {
 	return `
 		UPDATE deliveries SET status = v.column3, attempts = v.column4, last_attempt_at = v.column5,
 			last_status_code = v.column6, next_attempt_at = v.column7, lease_token = NULL, lease_until = NULL
 		FROM (VALUES ` + valuesList(n, settleParams) + `) AS v
 		WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
-		RETURNING status`
+		RETURNING status, webhook_id, next_attempt_at`
 }
 
 // rowSizes are the numbers of rows the multi-row statements come in,
@@ -184,7 +193,9 @@ func (db *DB) chunked(ctx context.Context, tx *sql.Tx, queries [len(rowSizes)]st
 }
 
 // releaseQuery gives a lease back.
-const releaseQuery = `UPDATE deliveries SET lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?`
+const releaseQuery = `
+	UPDATE deliveries SET lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?
+	RETURNING webhook_id, next_attempt_at`
 
 // ReleaseJobs clears the leases of jobs that were not attempted, so that
 // their deliveries are claimed again at once. A job whose lease is no
@@ -199,8 +210,17 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hookd.Job) error {
 			return err
 		}
 		for _, j := range jobs {
-			if _, err := release.ExecContext(ctx, j.DeliveryID, j.Lease); err != nil {
+			var (
+				webhookID string
+				next      int64
+			)
+			err := release.QueryRowContext(ctx, j.DeliveryID, j.Lease).Scan(&webhookID, &next)
+			switch {
+			case errors.Is(err, sql.ErrNoRows): // no longer its lease
+			case err != nil:
 				return err
+			default: // claimable again now, not when the lease would have expired
+				db.schedule.wake(next, webhookID)
 			}
 		}
 		return nil

@@ -165,6 +165,7 @@ func (db *DB) Redeliver(ctx context.Context, orgID, webhookID, deliveryID string
 			WHERE seq = ?`, millis(t), seq); err != nil {
 			return err
 		}
+		db.schedule.wake(millis(t), webhookID)
 		var c counts
 		c.move(old.Status, hookd.DeliveryPending)
 		if err := c.save(ctx, db, tx); err != nil {

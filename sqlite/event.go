@@ -167,6 +167,7 @@ func (p *publisher) publish(ctx context.Context, in *hookd.Event, created time.T
 		}
 	}
 	p.deliveries += len(targets)
+	p.db.schedule.wake(millis(created), targets...)
 	return hookd.PublishResult{Event: e, Created: true}, nil
 }
 
@@ -297,6 +298,7 @@ func (db *DB) CreatePing(ctx context.Context, orgID, webhookID string) (*hookd.D
 			d.ID, seq, webhookID, millis(created), millis(created)); err != nil {
 			return err
 		}
+		db.schedule.wake(millis(created), webhookID)
 		var c counts
 		c.add(hookd.DeliveryPending, 1)
 		return c.save(ctx, db, tx)

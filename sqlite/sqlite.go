@@ -68,6 +68,10 @@ type DB struct {
 	key  *seal.Key
 	lock *os.File
 
+	// schedule is when each webhook with pending deliveries has work due,
+	// kept by the writes for ClaimDeliveries.
+	schedule schedule
+
 	// stmts are the statements of the hot paths (publish, claim, complete),
 	// prepared once on the write connection: parsing SQL costs modernc's
 	// SQLite more than running these statements does. Read-only after Open.
@@ -349,7 +353,8 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) e
 var hotQueries = slices.Concat(
 	[]string{insertEventQuery, findEventQuery, partnerQuery, receiversQuery},
 	insertDeliveryQueries[:],
-	[]string{leasedQuery, dueQuery, leaseQuery, targetsQuery, jobEventsQuery},
+	[]string{leasedQuery, walkQuery, readOnQuery}, firstReadQueries[:],
+	[]string{leaseQuery, targetsQuery, jobEventsQuery},
 	logAttemptQueries[:], settleQueries[:],
 	[]string{releaseQuery, addCountQuery},
 )

@@ -57,6 +57,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformance_MergeOnly runs the suite with claims that always merge
+// the webhooks' deliveries, as they do when some webhook at its cap has a
+// backlog: most of the suite's claims would otherwise walk.
+func TestConformance_MergeOnly(t *testing.T) {
+	key := testKey(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		db := openAt(t, filepath.Join(t.TempDir(), "hookd.db"), key)
+		db.schedule.mergeOnly = true
+		return rawStore{db}
+	})
+}
+
 func TestOpen_Reopen(t *testing.T) {
 	ctx, key := t.Context(), testKey(t)
 	path := filepath.Join(t.TempDir(), "nested", "dir", "hookd.db") // the directory is created

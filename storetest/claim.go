@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -113,6 +114,20 @@ func testClaim(t *testing.T, open func(t *testing.T) Store) {
 			t.Fatalf("reclaimed job: lease %q (was %q), attempt %d; want a new lease, attempt 1", again[0].Lease, first.Lease, again[0].Attempt)
 		}
 	})
+	t.Run("LeasesExpireEachAtItsTime", func(t *testing.T) {
+		// A short lease taken before a long one of the same webhook still
+		// expires at its own time.
+		h := setup(t, open)
+		o := h.org("")
+		h.webhook(o.ID)
+		h.publish(event(o.ID, hookd.EventScanCompleted), event(o.ID, hookd.EventScanCompleted))
+		now := time.Now()
+		short := h.claimUntil(now, now.Add(50*time.Millisecond), 1, 0)
+		h.claimUntil(now, now.Add(time.Hour), 1, 0)
+		if again := h.claim(now.Add(100*time.Millisecond), 10, 0); len(again) != 1 || again[0].DeliveryID != short[0].DeliveryID {
+			t.Fatalf("after the short lease expired, claimed %v, want %v", jobIDs(again), jobIDs(short))
+		}
+	})
 	t.Run("Limit", func(t *testing.T) {
 		h := setup(t, open)
 		o := h.org("")
@@ -136,6 +151,32 @@ func testClaim(t *testing.T, open func(t *testing.T) Store) {
 		}
 		if jobs := h.claim(now.Add(time.Hour), 0, 0); len(jobs) != 0 {
 			t.Fatalf("limit 0 claimed %d", len(jobs))
+		}
+	})
+	t.Run("LimitOverManyWebhooks", func(t *testing.T) {
+		// What a claim leaves for lack of room, of any webhook, is the
+		// next claim's.
+		h := setup(t, open)
+		o := h.org("")
+		for range 3 {
+			h.webhook(o.ID)
+		}
+		for range 3 {
+			h.publish(event(o.ID, hookd.EventScanCompleted))
+		}
+		now := time.Now()
+		seen := map[string]bool{}
+		for _, want := range []int{4, 4, 1, 0} {
+			jobs := h.claim(now, 4, 0)
+			if len(jobs) != want {
+				t.Fatalf("after %d claimed: claimed %d, want %d", len(seen), len(jobs), want)
+			}
+			for _, j := range jobs {
+				if seen[j.DeliveryID] {
+					t.Fatalf("delivery %s claimed twice", j.DeliveryID)
+				}
+				seen[j.DeliveryID] = true
+			}
 		}
 	})
 	t.Run("OldestDueFirst", func(t *testing.T) {
@@ -221,6 +262,133 @@ func testClaim(t *testing.T, open func(t *testing.T) Store) {
 		if jobs := h.claim(now, 10, 3); len(jobs) != 0 {
 			t.Fatalf("claimed %v more over the cap", perWebhook(jobs))
 		}
+	})
+	t.Run("OldestDueFirstAcrossWebhooks", func(t *testing.T) {
+		// Due order holds across webhooks, not only within one: a claim
+		// that cannot take everything due takes the oldest, whichever
+		// webhooks they belong to, with or without a cap.
+		for _, perWebhook := range []int{0, 10} {
+			t.Run(fmt.Sprint("Cap", perWebhook), func(t *testing.T) {
+				h := setup(t, open)
+				o := h.org("")
+				a := h.webhook(o.ID, subscribed(hookd.EventScanStarted))
+				b := h.webhook(o.ID, subscribed(hookd.EventScanCompleted))
+				c := h.webhook(o.ID, subscribed(hookd.EventScanFailed))
+				var due []string // delivery ids, oldest due first
+				for _, w := range []*hookd.Webhook{a, b, a, c, b, a} {
+					h.publish(event(o.ID, w.Events[0]))
+					due = append(due, h.deliveries(w, "")[0].ID)
+					time.Sleep(2 * time.Millisecond) // each due strictly after the one before
+				}
+				now := time.Now()
+				for _, limit := range []int{3, 2, 5} {
+					want := due[:min(limit, len(due))]
+					due = due[len(want):]
+					if got := jobIDs(h.claim(now, limit, perWebhook)); !slices.Equal(newestFirst(got...), newestFirst(want...)) {
+						t.Fatalf("claim of %d took %v, want the oldest due %v", limit, got, want)
+					}
+				}
+			})
+		}
+	})
+	t.Run("ServedInTurn", func(t *testing.T) {
+		// Many webhooks with work due and claims smaller than their
+		// number: the webhooks a claim did not reach are served by the
+		// next ones before any webhook gets its next delivery.
+		for _, perWebhook := range []int{0, 1} {
+			t.Run(fmt.Sprint("Cap", perWebhook), func(t *testing.T) {
+				h := setup(t, open)
+				o := h.org("")
+				var hooks []*hookd.Webhook
+				for range 12 {
+					hooks = append(hooks, h.webhook(o.ID))
+				}
+				const rounds = 3
+				round := map[string]int{} // delivery id → the event it is of
+				for r := range rounds {
+					h.publish(event(o.ID, hookd.EventScanCompleted))
+					for _, w := range hooks {
+						round[h.deliveries(w, "")[0].ID] = r
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				now, before := time.Now(), 0 // before: the latest event served so far
+				for len(round) > 0 {
+					jobs := h.claim(now, 5, perWebhook)
+					if want := min(5, len(round)); len(jobs) != want {
+						t.Fatalf("with %d left: claimed %d, want %d", len(round), len(jobs), want)
+					}
+					latest := before
+					for _, j := range jobs {
+						r, ok := round[j.DeliveryID]
+						if !ok {
+							t.Fatalf("claimed %s twice or out of nowhere", j.DeliveryID)
+						}
+						if r < before {
+							t.Fatalf("with %d left: claimed a delivery of event %d after one of event %d", len(round), r, before)
+						}
+						latest = max(latest, r)
+						delete(round, j.DeliveryID)
+						h.complete(delivered(j, now))
+					}
+					before = latest
+				}
+			})
+		}
+	})
+	t.Run("NewWorkClaimableAtOnce", func(t *testing.T) {
+		// Whatever makes a delivery claimable (a publish, a ping, a retry
+		// coming due, a redelivery, a release) counts at the next claim,
+		// also after claims that found nothing more to take.
+		h := setup(t, open)
+		o := h.org("")
+		busy := h.webhook(o.ID, subscribed(hookd.EventScanCompleted))
+		quiet := h.webhook(o.ID, subscribed(hookd.EventScanFailed))
+		var backlog []*hookd.Event
+		for range 20 {
+			backlog = append(backlog, event(o.ID, hookd.EventScanCompleted))
+		}
+		h.publish(backlog...)
+		claim := func(at time.Time, want ...string) *hookd.Job {
+			t.Helper()
+			jobs := h.claim(at, 10, 2)
+			if got := jobIDs(jobs); !slices.Equal(newestFirst(got...), newestFirst(want...)) {
+				t.Fatalf("claimed %v, want %v", got, want)
+			}
+			if len(jobs) == 0 {
+				return nil
+			}
+			return jobs[0]
+		}
+		if n := perWebhook(h.claim(time.Now(), 10, 2)); n[busy.ID] != 2 || len(n) != 1 {
+			t.Fatalf("first claim: %v per webhook, want 2 of the backlog", n)
+		}
+		claim(time.Now()) // the backlog's webhook is at its cap
+
+		h.publish(event(o.ID, hookd.EventScanFailed))
+		published := claim(time.Now(), h.deliveries(quiet, "")[0].ID)
+
+		ping, err := h.s.CreatePing(h.ctx, o.ID, quiet.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pinged := claim(time.Now(), ping.ID)
+
+		// A retry due long before the lease it replaces would have expired.
+		now := time.Now()
+		h.complete(retryAt(published, now, now.Add(time.Second)))
+		claim(now)
+		claim(now.Add(time.Second), published.DeliveryID)
+
+		h.complete(delivered(pinged, now))
+		if _, err := h.s.Redeliver(h.ctx, o.ID, quiet.ID, ping.ID); err != nil {
+			t.Fatal(err)
+		}
+		again := claim(time.Now().Add(time.Second), ping.ID)
+		if err := h.s.ReleaseJobs(h.ctx, []*hookd.Job{again}); err != nil {
+			t.Fatal(err)
+		}
+		claim(time.Now().Add(time.Second), ping.ID)
 	})
 	t.Run("NoCap", func(t *testing.T) {
 		h := setup(t, open)
