@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,28 +132,6 @@ func serveEnv(t *testing.T, dir string) []string {
 	}
 }
 
-// countingReceiver counts deliveries per event id.
-type countingReceiver struct {
-	*httptest.Server
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func newCountingReceiver(t *testing.T, delay time.Duration) *countingReceiver {
-	rc := &countingReceiver{counts: map[string]int{}}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ ID string }
-		b, _ := io.ReadAll(r.Body)
-		json.Unmarshal(b, &body)
-		time.Sleep(delay)
-		rc.mu.Lock()
-		rc.counts[body.ID]++
-		rc.mu.Unlock()
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
 // publishBatches publishes batches of n events until stop is closed or a
 // request fails (the server was killed), and returns the ids acknowledged
 // with 202.
@@ -201,7 +177,7 @@ func TestServe_SIGKILLLosesNoAcknowledgedEvent(t *testing.T) {
 	dir := t.TempDir()
 	env := serveEnv(t, dir)
 	admin := "admin-token-0123456789"
-	rc := newCountingReceiver(t, 3*time.Millisecond)
+	rc := newOverlapReceiver(t, 3*time.Millisecond)
 
 	p := startProc(t, env)
 	orgID, _ := setupTenant(t, p.base, admin, rc.URL+"/hook", "s3cret")
@@ -225,28 +201,8 @@ func TestServe_SIGKILLLosesNoAcknowledgedEvent(t *testing.T) {
 	t.Logf("killed with %d events acknowledged, %d delivered so far", len(acked), before)
 
 	startProc(t, env) // same store, same port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rc.mu.Lock()
-		missing, dups := 0, 0
-		for _, id := range acked {
-			switch c := rc.counts[id]; {
-			case c == 0:
-				missing++
-			case c > 1:
-				dups += c - 1
-			}
-		}
-		rc.mu.Unlock()
-		if missing == 0 {
-			t.Logf("all %d acknowledged events delivered after restart; %d duplicate deliveries", len(acked), dups)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged events never arrived", missing, len(acked))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	dups := rc.waitAllDelivered(t, acked, 30*time.Second)
+	t.Logf("all %d acknowledged events delivered after restart; %d duplicate deliveries", len(acked), dups)
 }
 
 // SIGTERM stops the process cleanly with exit status 0.
