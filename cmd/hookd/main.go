@@ -33,6 +33,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the API, the portal and the dispatcher", runServe},
 		{"migrate", "bring the store's schema up to date and exit", runMigrate},
+		{"rotate-key", "re-encrypt every webhook secret under a new --secret-key", runRotateKey},
 		{"listen", "a local receiver that prints and verifies deliveries", runListen},
 		{"verify", "verify a delivery body's signature (exit 0 valid, 1 invalid)", runVerify},
 		{"send", "publish a sample event of a catalog type, to trigger real deliveries", runSend},
