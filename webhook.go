@@ -19,6 +19,18 @@ type Webhook struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 
+	// DisabledReason says why the store disabled the webhook automatically
+	// (see HealthPolicy), and DisabledAt when; "" and zero when it was not.
+	// A disabled webhook is also inactive. Enabling it clears both.
+	DisabledReason string
+	DisabledAt     time.Time
+	// ConsecutiveFailures is how many of its deliveries in a row have ended
+	// failed, and FailingSince when the first failed attempt since its last
+	// successful one was made (zero when the last attempt succeeded). The
+	// store keeps them; callers cannot set them.
+	ConsecutiveFailures int
+	FailingSince        time.Time
+
 	// LastDeliveryStatus is the status of the webhook's newest delivery ("" if
 	// none). Stores fill it on reads for the portal's list; it is not stored.
 	LastDeliveryStatus DeliveryStatus

@@ -9,16 +9,20 @@ import (
 // Webhook is an organization's webhook. The secret is never returned;
 // HasSecret says whether one is set.
 type Webhook struct {
-	ID               string    `json:"id"`
-	OrganizationID   string    `json:"organization_id"`
-	Name             string    `json:"name"`
-	URL              string    `json:"url"`
-	Events           []string  `json:"events"`
-	Active           bool      `json:"active"`
-	IncludeCustomers bool      `json:"include_customers"`
-	HasSecret        bool      `json:"has_secret"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ID               string   `json:"id"`
+	OrganizationID   string   `json:"organization_id"`
+	Name             string   `json:"name"`
+	URL              string   `json:"url"`
+	Events           []string `json:"events"`
+	Active           bool     `json:"active"`
+	IncludeCustomers bool     `json:"include_customers"`
+	HasSecret        bool     `json:"has_secret"`
+	// DisabledReason says why hookd disabled the webhook automatically
+	// after failed deliveries, and DisabledAt when; nil when it did not.
+	DisabledReason *string    `json:"disabled_reason"`
+	DisabledAt     *time.Time `json:"disabled_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
 // WebhookInput creates a webhook (nil pointers take the defaults: no
@@ -69,6 +73,21 @@ func (c *Client) UpdateWebhook(ctx context.Context, id string, in WebhookInput) 
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	_, err := c.do(ctx, "DELETE", "/v1/webhooks/"+url.PathEscape(id), nil, nil)
 	return err
+}
+
+// EnableWebhook makes the webhook active again and clears why hookd
+// disabled it. With redeliverFailed, the deliveries that failed while it
+// was failing and disabled are sent again; it returns how many.
+func (c *Client) EnableWebhook(ctx context.Context, id string, redeliverFailed bool) (*Webhook, int, error) {
+	var out struct {
+		Webhook     Webhook `json:"webhook"`
+		Redelivered int     `json:"redelivered"`
+	}
+	in := struct {
+		RedeliverFailed bool `json:"redeliver_failed"`
+	}{redeliverFailed}
+	_, err := c.do(ctx, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/enable", in, &out)
+	return &out.Webhook, out.Redelivered, err
 }
 
 // Ping sends a ping event to the webhook and returns the delivery's id.

@@ -38,16 +38,30 @@ const settleQuery = `
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::int[], $7::timestamptz[])
 			AS r (id, lease, status, number, started_at, status_code, next_attempt_at)
 		WHERE d.id = r.id AND d.lease_token = r.lease
-		RETURNING r.status),
+		RETURNING r.id, r.lease, r.status),
 	moved (status, n) AS (
 		SELECT status, count(*) FROM settled GROUP BY status
 		UNION ALL
-		SELECT 'pending', -count(*) FROM settled)
-	INSERT INTO delivery_counts AS c (status, slot, n)
-	SELECT status, pg_backend_pid() % 64, sum(n) FROM moved
-	GROUP BY status HAVING sum(n) <> 0
-	ORDER BY status
-	ON CONFLICT (status, slot) DO UPDATE SET n = c.n + excluded.n`
+		SELECT 'pending', -count(*) FROM settled),
+	counted AS (
+		INSERT INTO delivery_counts AS c (status, slot, n)
+		SELECT status, pg_backend_pid() % 64, sum(n) FROM moved
+		GROUP BY status HAVING sum(n) <> 0
+		ORDER BY status
+		ON CONFLICT (status, slot) DO UPDATE SET n = c.n + excluded.n)
+	SELECT id, lease FROM settled`
+
+// healthQuery locks the webhooks of a call's results, in id order (the
+// order DeleteWebhook and EnableWebhook lock a webhook before its
+// deliveries, and the order two calls lock theirs), and reads their
+// health. NO KEY UPDATE leaves publishing, which holds KEY SHARE on its
+// receivers, free; completions for one webhook take turns, which keeps
+// its count exact across nodes, and a webhook's lock is always taken
+// before its deliveries', so disabling one (which fails its pending
+// deliveries) cannot deadlock with another completion.
+const healthQuery = `
+	SELECT id, organization_id, active, consecutive_failures, failing_since, disabled_at FROM webhooks
+	WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 
 // CompleteAttempts logs each result's attempt and, where the job's lease
 // is still the delivery's, moves the delivery to the result's status
@@ -62,8 +76,13 @@ const settleQuery = `
 // pending without NextAttemptAt, is an internal error and nothing is
 // written.
 //
-// The whole slice costs one round trip: two statements over arrays, sent
-// as one batch in one transaction.
+// Each result whose lease was current counts towards its webhook's health
+// (hookd.HealthPolicy.Record); a webhook a rule condemns is disabled in
+// the same transaction, its pending deliveries failed with no lease.
+//
+// The whole slice costs one batch of three statements over arrays (lock
+// and read the webhooks' health, log, settle) in one transaction, and a
+// second batch only when some webhook's health changed.
 func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResult) error {
 	for _, r := range results {
 		switch {
@@ -105,14 +124,63 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 		numbers[i], codes[i], durations[i] = int32(number), int32(a.StatusCode), a.Duration.Milliseconds()
 		started[i], next[i] = ms(a.StartedAt), ms(r.NextAttemptAt)
 	}
-	// The attempt is logged whatever became of the lease: it was made, and
-	// the receiver may have acted on it.
-	var b pgx.Batch
-	b.Queue(completeQuery, ids, numbers, started, durations, codes, bodies, errs)
-	b.Queue(settleQuery, ids, leases, statuses, numbers, started, codes, next)
-	// Outside a transaction, a batch runs in one implicit transaction.
-	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
-		return fmt.Errorf("postgres: complete attempts: %w", err)
+	var hookIDs []string
+	for _, r := range results {
+		hookIDs = append(hookIDs, r.Job.WebhookID)
+	}
+	slices.Sort(hookIDs)
+	hookIDs = slices.Compact(hookIDs)
+
+	var disabled []*hookd.Webhook
+	err := db.write(ctx, "complete attempts", func(tx pgx.Tx) error {
+		disabled = nil
+		var b pgx.Batch
+		hooks := make(map[string]*hookd.Webhook, len(hookIDs))
+		b.Queue(healthQuery, hookIDs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					w          hookd.Webhook
+					since, off *time.Time
+				)
+				if err := rows.Scan(&w.ID, &w.OrganizationID, &w.Active, &w.ConsecutiveFailures, &since, &off); err != nil {
+					return err
+				}
+				if since != nil {
+					w.FailingSince = since.UTC()
+				}
+				if off != nil {
+					w.DisabledAt = off.UTC()
+				}
+				hooks[w.ID] = &w
+			}
+			return rows.Err()
+		})
+		// The attempt is logged whatever became of the lease: it was made,
+		// and the receiver may have acted on it.
+		b.Queue(completeQuery, ids, numbers, started, durations, codes, bodies, errs)
+		current := make(map[[2]string]bool, n)
+		b.Queue(settleQuery, ids, leases, statuses, numbers, started, codes, next).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var key [2]string
+				if err := rows.Scan(&key[0], &key[1]); err != nil {
+					return err
+				}
+				current[key] = true
+			}
+			return rows.Err()
+		})
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		var err error
+		disabled, err = db.recordHealth(ctx, tx, results, hooks, current)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range disabled {
+		db.log.Warn("webhook disabled automatically", "webhook_id", w.ID, "organization_id", w.OrganizationID, "reason", w.DisabledReason)
 	}
 	return nil
 }

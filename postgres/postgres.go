@@ -55,8 +55,12 @@ type Config struct {
 	// greater of 4 and the number of CPUs. Listen uses one more connection.
 	MaxConns int32
 	// Logger receives what the store cannot return to a caller: Listen's
-	// lost connections. Nil discards it.
+	// lost connections, webhooks disabled automatically. Nil discards it.
 	Logger *slog.Logger
+	// Health says when CompleteAttempts disables a failing webhook. Nil
+	// means hookd.DefaultHealthPolicy(); a policy whose fields are zero
+	// never disables one.
+	Health *hookd.HealthPolicy
 }
 
 // DB is an open store. It satisfies the whole store contract
@@ -67,6 +71,7 @@ type DB struct {
 	key    *seal.Key
 	listen *pgx.ConnConfig // the template of Listen's dedicated connection
 	log    *slog.Logger
+	health hookd.HealthPolicy
 
 	closed    chan struct{} // closed by Close: stops Listen
 	closeOnce sync.Once
@@ -119,7 +124,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &DB{pool: pool, key: cfg.Key, listen: pcfg.ConnConfig.Copy(), log: log, closed: make(chan struct{})}, nil
+	health := hookd.DefaultHealthPolicy()
+	if cfg.Health != nil {
+		health = *cfg.Health
+	}
+	return &DB{pool: pool, key: cfg.Key, listen: pcfg.ConnConfig.Copy(), log: log, health: health, closed: make(chan struct{})}, nil
 }
 
 // plannerSettings returns the session settings of the store's connections.
@@ -346,6 +355,15 @@ func now() time.Time { return ms(time.Now()) }
 // ms is t in UTC truncated to milliseconds: how every time is written, so
 // that what a method returns equals what later reads return.
 func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// nullTime stores a zero time as NULL.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = ms(t)
+	return &t
+}
 
 // utcPtr reads a nullable time in UTC.
 func utcPtr(t *time.Time) *time.Time {

@@ -106,6 +106,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestConformance_HealthPolicies(t *testing.T) {
+	u, key := testURL(t), testKey(t)
+	storetest.RunHealthPolicies(t, func(t *testing.T, p hookd.HealthPolicy) storetest.Store {
+		db, err := Open(t.Context(), Config{URL: u, Key: key, Schema: freshSchema(t, u), Health: &p})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return db
+	})
+}
+
 func TestOpen_Reopen(t *testing.T) {
 	u, key := testURL(t), testKey(t)
 	schema := freshSchema(t, u)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hookd-dev/hookd"
 	"github.com/jackc/pgx/v5"
@@ -44,6 +45,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *hookd.Webhook) error {
 		return err
 	}
 	w.ID, w.CreatedAt, w.UpdatedAt, w.LastDeliveryStatus = id, created, created, ""
+	w.DisabledReason, w.DisabledAt, w.ConsecutiveFailures, w.FailingSince = "", time.Time{}, 0, time.Time{}
 	return nil
 }
 
@@ -60,7 +62,7 @@ func events(list []string) []string {
 // last one is the status of the newest delivery, through the
 // (webhook_id, id) index.
 const webhookColumns = `w.id, w.organization_id, w.name, w.url, w.events, w.secret_sealed, w.active, w.include_customers,
-	w.created_at, w.updated_at,
+	w.created_at, w.updated_at, w.consecutive_failures, w.failing_since, w.disabled_reason, w.disabled_at,
 	(SELECT d.status FROM deliveries d WHERE d.webhook_id = w.id ORDER BY d.id DESC LIMIT 1)`
 
 // scanWebhook reads webhookColumns and opens the secret.
@@ -69,9 +71,11 @@ func (db *DB) scanWebhook(row pgx.Row) (*hookd.Webhook, error) {
 		w      hookd.Webhook
 		sealed string
 		last   *string
+		since  *time.Time
+		off    *time.Time
 	)
 	if err := row.Scan(&w.ID, &w.OrganizationID, &w.Name, &w.URL, &w.Events, &sealed, &w.Active, &w.IncludeCustomers,
-		&w.CreatedAt, &w.UpdatedAt, &last); err != nil {
+		&w.CreatedAt, &w.UpdatedAt, &w.ConsecutiveFailures, &since, &w.DisabledReason, &off, &last); err != nil {
 		return nil, err
 	}
 	secret, err := db.key.Open(sealed)
@@ -80,6 +84,12 @@ func (db *DB) scanWebhook(row pgx.Row) (*hookd.Webhook, error) {
 	}
 	w.Secret = secret
 	w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
+	if since != nil {
+		w.FailingSince = since.UTC()
+	}
+	if off != nil {
+		w.DisabledAt = off.UTC()
+	}
 	if last != nil {
 		w.LastDeliveryStatus = hookd.DeliveryStatus(*last)
 	}
@@ -151,16 +161,23 @@ func (db *DB) UpdateWebhook(ctx context.Context, orgID, id string, update func(*
 		if updateErr = update(w); updateErr != nil {
 			return updateErr
 		}
-		// Identity and history are not the caller's to change.
+		// Identity, history and health are not the caller's to change,
+		// except that making the webhook active enables it afresh.
 		w.ID, w.OrganizationID, w.CreatedAt, w.LastDeliveryStatus = orig.ID, orig.OrganizationID, orig.CreatedAt, orig.LastDeliveryStatus
+		w.DisabledReason, w.DisabledAt, w.ConsecutiveFailures, w.FailingSince = orig.DisabledReason, orig.DisabledAt, orig.ConsecutiveFailures, orig.FailingSince
+		if w.Active && !orig.Active {
+			w.Enable()
+		}
 		w.UpdatedAt = now()
 		if w.UpdatedAt.Before(orig.UpdatedAt) { // the clock went back, or another node's is ahead
 			w.UpdatedAt = orig.UpdatedAt
 		}
 		_, err = tx.Exec(ctx, `
-			UPDATE webhooks SET name = $2, url = $3, events = $4, secret_sealed = $5, active = $6, include_customers = $7, updated_at = $8
+			UPDATE webhooks SET name = $2, url = $3, events = $4, secret_sealed = $5, active = $6, include_customers = $7, updated_at = $8,
+				consecutive_failures = $9, failing_since = $10, disabled_reason = $11, disabled_at = $12
 			WHERE id = $1`,
-			w.ID, w.Name, w.URL, events(w.Events), db.key.Seal(w.Secret), w.Active, w.IncludeCustomers, w.UpdatedAt)
+			w.ID, w.Name, w.URL, events(w.Events), db.key.Seal(w.Secret), w.Active, w.IncludeCustomers, w.UpdatedAt,
+			w.ConsecutiveFailures, nullTime(w.FailingSince), w.DisabledReason, nullTime(w.DisabledAt))
 		result = w
 		return err
 	})

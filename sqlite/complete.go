@@ -21,7 +21,10 @@ import (
 // Attempt.Number, or Job.Attempt when that is 0; a response body is kept
 // up to hookd.MaxResponseBody bytes. A result with an invalid Status, or
 // pending without NextAttemptAt, is an internal error and nothing is
-// written.
+// written. Each result whose lease was current counts towards its
+// webhook's health (hookd.HealthPolicy.Record); a webhook a rule condemns
+// is disabled in the same transaction, its pending deliveries failed with
+// no lease.
 func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResult) error {
 	for _, r := range results {
 		switch {
@@ -42,6 +45,7 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 	logArgs := make([]any, 0, len(results)*attemptParams)
 	settleArgs := make([]any, 0, len(results)*settleParams)
 	settled := make(map[[2]string]bool, len(results))
+	candidates := make([]*hookd.AttemptResult, 0, len(results)) // those settleArgs holds, in order
 	for i, r := range results {
 		a := &r.Attempt
 		number := a.Number
@@ -61,6 +65,7 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 			continue
 		}
 		settled[key] = true
+		candidates = append(candidates, r)
 		var code, next sql.NullInt64
 		if a.StatusCode != 0 {
 			code = sql.NullInt64{Int64: int64(a.StatusCode), Valid: true}
@@ -71,20 +76,24 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 		settleArgs = append(settleArgs, r.Job.DeliveryID, r.Job.Lease, string(r.Status), number, millis(a.StartedAt), code, next)
 	}
 
-	return db.write(ctx, "complete attempts", func(tx *sql.Tx) error {
+	var disabled []*hookd.Webhook
+	err := db.write(ctx, "complete attempts", func(tx *sql.Tx) error {
+		disabled = nil
 		err := db.chunked(ctx, tx, logAttemptQueries, attemptParams, logArgs, nil)
 		if err != nil {
 			return err
 		}
 		var c counts
+		current := make(map[string]int, len(candidates)) // settled deliveries: their lease was current
 		err = db.chunked(ctx, tx, settleQueries, settleParams, settleArgs, func(rows *sql.Rows) error {
 			var (
-				status, webhookID string
-				next              sql.NullInt64
+				id, status, webhookID string
+				next                  sql.NullInt64
 			)
-			if err := rows.Scan(&status, &webhookID, &next); err != nil {
+			if err := rows.Scan(&id, &status, &webhookID, &next); err != nil {
 				return err
 			}
+			current[id]++
 			c.move(hookd.DeliveryPending, hookd.DeliveryStatus(status)) // only a pending delivery holds a lease
 			// A retry is claimable at its time, which may come before the
 			// lease would have expired.
@@ -96,8 +105,18 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 		if err != nil {
 			return err
 		}
+		if disabled, err = db.recordHealth(ctx, tx, candidates, current, &c); err != nil {
+			return err
+		}
 		return c.save(ctx, db, tx)
 	})
+	if err != nil {
+		return err
+	}
+	for _, w := range disabled {
+		db.log.Warn("webhook disabled automatically", "webhook_id", w.ID, "organization_id", w.OrganizationID, "reason", w.DisabledReason)
+	}
+	return nil
 }
 
 // Statements of completing, in the sizes of rowSizes. The rows come in a
@@ -123,7 +142,7 @@ func logAttempts(n int) string {
 }
 
 // settle moves n deliveries whose lease still matches to their new state
-// and returns the status, webhook and next attempt time of each one it
+// and returns the id, status, webhook and next attempt time of each one it
 // changed.
 func settle(n int) string {
 	return `
@@ -131,7 +150,7 @@ func settle(n int) string {
 			last_status_code = v.column6, next_attempt_at = v.column7, lease_token = NULL, lease_until = NULL
 		FROM (VALUES ` + valuesList(n, settleParams) + `) AS v
 		WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
-		RETURNING status, webhook_id, next_attempt_at`
+		RETURNING id, status, webhook_id, next_attempt_at`
 }
 
 // rowSizes are the numbers of rows the multi-row statements come in,

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +49,13 @@ type Config struct {
 	// on a power failure; "FULL" survives both at the cost of one fsync
 	// per commit.
 	Synchronous string
+	// Health says when CompleteAttempts disables a failing webhook. Nil
+	// means hookd.DefaultHealthPolicy(); a policy whose fields are zero
+	// never disables one.
+	Health *hookd.HealthPolicy
+	// Logger receives a line for each webhook disabled automatically. Nil
+	// discards it.
+	Logger *slog.Logger
 }
 
 // readConns is the size of the read pool: reads never block the writer in
@@ -63,10 +71,12 @@ const busyTimeout = 5 * time.Second
 // DB is an open store. It satisfies the whole store contract
 // (storetest.Store) and is safe for concurrent use.
 type DB struct {
-	w    *sql.DB // one connection: every write transaction
-	r    *sql.DB // query-only pool
-	key  *seal.Key
-	lock *os.File
+	w      *sql.DB // one connection: every write transaction
+	r      *sql.DB // query-only pool
+	key    *seal.Key
+	lock   *os.File
+	health hookd.HealthPolicy
+	log    *slog.Logger
 
 	// schedule is when each webhook with pending deliveries has work due,
 	// kept by the writes for ClaimDeliveries.
@@ -93,7 +103,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{w: w, lock: lock, key: cfg.Key}
+	db := &DB{w: w, lock: lock, key: cfg.Key, health: hookd.DefaultHealthPolicy(), log: cfg.Logger}
+	if cfg.Health != nil {
+		db.health = *cfg.Health
+	}
+	if db.log == nil {
+		db.log = slog.New(slog.DiscardHandler)
+	}
 
 	// One process owns the file (the lock above), so no lease in it belongs
 	// to a live dispatcher: whatever was in flight when the previous owner
@@ -356,7 +372,7 @@ var hotQueries = slices.Concat(
 	[]string{leasedQuery, walkQuery, readOnQuery}, firstReadQueries[:],
 	[]string{leaseQuery, targetsQuery, jobEventsQuery},
 	logAttemptQueries[:], settleQueries[:],
-	[]string{releaseQuery, addCountQuery},
+	[]string{releaseQuery, addCountQuery, healthQuery, saveHealthQuery},
 )
 
 // stmt returns query as a statement of tx: the one prepared at Open when

@@ -57,6 +57,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestConformance_HealthPolicies(t *testing.T) {
+	key := testKey(t)
+	storetest.RunHealthPolicies(t, func(t *testing.T, p hookd.HealthPolicy) storetest.Store {
+		db, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Key: key, Health: &p})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return db
+	})
+}
+
 // TestConformance_MergeOnly runs the suite with claims that always merge
 // the webhooks' deliveries, as they do when some webhook at its cap has a
 // backlog: most of the suite's claims would otherwise walk.

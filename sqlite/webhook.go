@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hookd-dev/hookd"
 )
@@ -42,6 +43,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *hookd.Webhook) error {
 		return err
 	}
 	w.ID, w.CreatedAt, w.UpdatedAt, w.LastDeliveryStatus = id, created, created, ""
+	w.DisabledReason, w.DisabledAt, w.ConsecutiveFailures, w.FailingSince = "", time.Time{}, 0, time.Time{}
 	return nil
 }
 
@@ -49,7 +51,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *hookd.Webhook) error {
 // last one is the status of the newest delivery, through the
 // (webhook_id, id) index.
 const webhookColumns = `w.id, w.organization_id, w.name, w.url, w.events, w.secret_sealed, w.active, w.include_customers,
-	w.created_at, w.updated_at,
+	w.created_at, w.updated_at, w.consecutive_failures, w.failing_since, w.disabled_reason, w.disabled_at,
 	(SELECT d.status FROM deliveries d WHERE d.webhook_id = w.id ORDER BY d.id DESC LIMIT 1)`
 
 // scanWebhook reads webhookColumns and opens the secret.
@@ -59,9 +61,10 @@ func (db *DB) scanWebhook(row interface{ Scan(...any) error }) (*hookd.Webhook, 
 		events, sealed   string
 		created, updated int64
 		last             sql.NullString
+		since, disabled  sql.NullInt64
 	)
 	if err := row.Scan(&w.ID, &w.OrganizationID, &w.Name, &w.URL, &events, &sealed, &w.Active, &w.IncludeCustomers,
-		&created, &updated, &last); err != nil {
+		&created, &updated, &w.ConsecutiveFailures, &since, &w.DisabledReason, &disabled, &last); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
@@ -73,6 +76,12 @@ func (db *DB) scanWebhook(row interface{ Scan(...any) error }) (*hookd.Webhook, 
 	}
 	w.Secret = secret
 	w.CreatedAt, w.UpdatedAt = fromMillis(created), fromMillis(updated)
+	if since.Valid {
+		w.FailingSince = fromMillis(since.Int64)
+	}
+	if disabled.Valid {
+		w.DisabledAt = fromMillis(disabled.Int64)
+	}
 	w.LastDeliveryStatus = hookd.DeliveryStatus(last.String)
 	return &w, nil
 }
@@ -166,8 +175,13 @@ func (db *DB) UpdateWebhook(ctx context.Context, orgID, id string, update func(*
 		if updateErr = update(w); updateErr != nil {
 			return updateErr
 		}
-		// Identity and history are not the caller's to change.
+		// Identity, history and health are not the caller's to change,
+		// except that making the webhook active enables it afresh.
 		w.ID, w.OrganizationID, w.CreatedAt, w.LastDeliveryStatus = orig.ID, orig.OrganizationID, orig.CreatedAt, orig.LastDeliveryStatus
+		w.DisabledReason, w.DisabledAt, w.ConsecutiveFailures, w.FailingSince = orig.DisabledReason, orig.DisabledAt, orig.ConsecutiveFailures, orig.FailingSince
+		if w.Active && !orig.Active {
+			w.Enable()
+		}
 		w.UpdatedAt = now()
 		if w.UpdatedAt.Before(orig.UpdatedAt) { // the clock went back
 			w.UpdatedAt = orig.UpdatedAt
@@ -177,9 +191,11 @@ func (db *DB) UpdateWebhook(ctx context.Context, orgID, id string, update func(*
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `
-			UPDATE webhooks SET name = ?, url = ?, events = ?, secret_sealed = ?, active = ?, include_customers = ?, updated_at = ?
+			UPDATE webhooks SET name = ?, url = ?, events = ?, secret_sealed = ?, active = ?, include_customers = ?, updated_at = ?,
+				consecutive_failures = ?, failing_since = ?, disabled_reason = ?, disabled_at = ?
 			WHERE id = ?`,
-			w.Name, w.URL, string(events), db.key.Seal(w.Secret), w.Active, w.IncludeCustomers, millis(w.UpdatedAt), w.ID)
+			w.Name, w.URL, string(events), db.key.Seal(w.Secret), w.Active, w.IncludeCustomers, millis(w.UpdatedAt),
+			w.ConsecutiveFailures, nullMillis(w.FailingSince), w.DisabledReason, nullMillis(w.DisabledAt), w.ID)
 		result = w
 		return err
 	})

@@ -63,7 +63,8 @@ type Store interface {
 	// organization does not exist.
 	CreateWebhook(ctx context.Context, w *hookd.Webhook) error
 	// FindWebhook returns webhook id of organization orgID, Secret decrypted
-	// and LastDeliveryStatus filled. ENOTFOUND, also when it belongs to
+	// and LastDeliveryStatus filled, with its health (DisabledReason,
+	// DisabledAt, ConsecutiveFailures, FailingSince) as stored. ENOTFOUND, also when it belongs to
 	// another organization.
 	FindWebhook(ctx context.Context, orgID, id string) (*hookd.Webhook, error)
 	// ListWebhooks returns a page of orgID's webhooks, newest first, and the
@@ -75,8 +76,21 @@ type Store interface {
 	// SQLite, the whole database's write lock), so it must be quick and do
 	// no I/O. update's error is returned as is and nothing is written.
 	// Only Name, URL, Events, Secret, Active and IncludeCustomers are
-	// stored. ENOTFOUND as FindWebhook.
+	// stored; an update that makes an inactive webhook active also enables
+	// it (hookd.Webhook.Enable: no disabled reason, health afresh).
+	// ENOTFOUND as FindWebhook.
 	UpdateWebhook(ctx context.Context, orgID, id string, update func(*hookd.Webhook) error) (*hookd.Webhook, error)
+	// EnableWebhook makes the webhook active, clears DisabledReason and
+	// DisabledAt and starts its health afresh, with a new UpdatedAt. When
+	// redeliverFailed is set and the webhook had been disabled
+	// automatically, every failed delivery of the webhook created, last
+	// attempted or failed by the disabling at or after its FailingSince
+	// (the first failure of the run that disabled it) is made pending again
+	// as Redeliver does (due now, a fresh round, no lease, same id). All in
+	// one transaction; it returns the webhook and how many deliveries it
+	// made pending. Enabling an enabled webhook is not an error.
+	// ENOTFOUND as FindWebhook, and nothing changes.
+	EnableWebhook(ctx context.Context, orgID, id string, redeliverFailed bool) (*hookd.Webhook, int, error)
 	// DeleteWebhook removes the webhook with its deliveries and attempts;
 	// its pending deliveries are never sent. ENOTFOUND as FindWebhook.
 	DeleteWebhook(ctx context.Context, orgID, id string) error
@@ -120,6 +134,14 @@ type Store interface {
 	// (Attempts = the attempt's number, LastAttemptAt, LastStatusCode,
 	// NextAttemptAt when pending) and clears the lease, all in one
 	// transaction. Results of deleted deliveries are dropped.
+	//
+	// In the same transaction, each result whose lease was current counts
+	// towards its webhook's health under the store's hookd.HealthPolicy, in
+	// the order given (hookd.HealthPolicy.Record): when a rule is met the
+	// webhook is disabled (inactive, DisabledReason and DisabledAt set),
+	// and its pending deliveries become failed with their leases cleared,
+	// so they are not attempted any more and a dispatcher still holding a
+	// lease on one cannot change it.
 	CompleteAttempts(ctx context.Context, results []*hookd.AttemptResult) error
 	// ReleaseJobs clears the leases of jobs that were not attempted, so the
 	// deliveries are claimed again at once (by this or another process).

@@ -156,6 +156,21 @@ func (s *Server) redeliver(ctx context.Context, orgID, webhookID, deliveryID str
 	return d, nil
 }
 
+// enableWebhook makes a webhook active again and clears why it was
+// disabled; with redeliverFailed, the deliveries that failed while it was
+// failing and disabled are made pending again, and the dispatcher woken.
+// ENOTFOUND.
+func (s *Server) enableWebhook(ctx context.Context, orgID, id string, redeliverFailed bool) (*hookd.Webhook, int, error) {
+	w, n, err := s.cfg.Store.EnableWebhook(ctx, orgID, id, redeliverFailed)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n > 0 {
+		s.notify()
+	}
+	return w, n, nil
+}
+
 // validateEvent checks an event as published (and compacts its data); with
 // ValidateEvents, its data against the type's JSON Schema too.
 func (s *Server) validateEvent(e *hookd.Event) error {

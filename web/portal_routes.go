@@ -21,6 +21,7 @@ func (s *Server) portalRoutes() []portalRoute {
 		{"GET", "/settings/webhooks/{id}", member, s.handleWebhookPage},
 		{"POST", "/settings/webhooks/{id}", member, s.handleEditWebhook},
 		{"POST", "/settings/webhooks/{id}/active", member, s.handleSetActive},
+		{"POST", "/settings/webhooks/{id}/enable", member, s.handleEnableForm},
 		{"GET", "/settings/webhooks/{id}/delete", member, s.handleDeleteForm},
 		{"POST", "/settings/webhooks/{id}/delete", member, s.handleConfirmDelete},
 		{"POST", "/settings/webhooks/{id}/ping", member, s.handleSendPing},

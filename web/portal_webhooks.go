@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -313,6 +314,28 @@ func (s *Server) handleSetActive(w http.ResponseWriter, r *http.Request, v *visi
 	msg := "Webhook deactivated: it receives no events until you activate it again."
 	if wh.Active {
 		msg = "Webhook activated."
+	}
+	redirectWithFlash(w, r, "/settings/webhooks/"+wh.ID, msg)
+	return nil
+}
+
+// POST /settings/webhooks/{id}/enable {redeliver_failed: 1?}: re-enable a
+// webhook hookd disabled, optionally sending again what failed meanwhile.
+func (s *Server) handleEnableForm(w http.ResponseWriter, r *http.Request, v *visitor) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodySize)
+	if err := r.ParseForm(); err != nil {
+		return hookd.Errorf(hookd.EINVALID, "the form could not be read")
+	}
+	wh, n, err := s.enableWebhook(r.Context(), v.Org.ID, r.PathValue("id"), r.PostForm.Get("redeliver_failed") == "1")
+	if err != nil {
+		return err
+	}
+	msg := "Webhook enabled again: new events are sent to it."
+	switch {
+	case n == 1:
+		msg += " 1 failed delivery is being sent again."
+	case n > 1:
+		msg += fmt.Sprintf(" %d failed deliveries are being sent again.", n)
 	}
 	redirectWithFlash(w, r, "/settings/webhooks/"+wh.ID, msg)
 	return nil

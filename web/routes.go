@@ -46,6 +46,7 @@ func (s *Server) routes() []route {
 		{"PATCH", "/v1/webhooks/{id}", org, s.handleUpdateWebhook},
 		{"DELETE", "/v1/webhooks/{id}", org, s.handleDeleteWebhook},
 		{"POST", "/v1/webhooks/{id}/ping", org, s.handlePing},
+		{"POST", "/v1/webhooks/{id}/enable", org, s.handleEnableWebhook},
 		{"GET", "/v1/webhooks/{id}/deliveries", org, s.handleListDeliveries},
 		{"GET", "/v1/webhooks/{id}/deliveries/{delivery_id}", org, s.handleGetDelivery},
 		{"POST", "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", org, s.handleRedeliver},

@@ -38,6 +38,7 @@ type Store interface {
 	ListWebhooks(ctx context.Context, orgID string, p hookd.Page) ([]*hookd.Webhook, string, error)
 	UpdateWebhook(ctx context.Context, orgID, id string, update func(*hookd.Webhook) error) (*hookd.Webhook, error)
 	DeleteWebhook(ctx context.Context, orgID, id string) error
+	EnableWebhook(ctx context.Context, orgID, id string, redeliverFailed bool) (*hookd.Webhook, int, error)
 
 	PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error)
 	CreatePing(ctx context.Context, orgID, webhookID string) (*hookd.Delivery, error)
@@ -64,7 +65,7 @@ type Config struct {
 	// Schema (--validate-events).
 	ValidateEvents bool
 	// Notify is called after a commit that created due deliveries (publish,
-	// ping, redeliver) to wake the dispatcher. May be nil.
+	// ping, redeliver, enable with redelivery) to wake the dispatcher. May be nil.
 	Notify func()
 	// Metrics is served at GET /metrics without authentication. May be nil,
 	// and then /metrics is a 404.

@@ -240,16 +240,18 @@ type (
 		CreatedAt time.Time `json:"created_at"`
 	}
 	webhookObj struct {
-		ID               string    `json:"id"`
-		OrganizationID   string    `json:"organization_id"`
-		Name             string    `json:"name"`
-		URL              string    `json:"url"`
-		Events           []string  `json:"events"`
-		Active           bool      `json:"active"`
-		IncludeCustomers bool      `json:"include_customers"`
-		HasSecret        bool      `json:"has_secret"`
-		CreatedAt        time.Time `json:"created_at"`
-		UpdatedAt        time.Time `json:"updated_at"`
+		ID               string     `json:"id"`
+		OrganizationID   string     `json:"organization_id"`
+		Name             string     `json:"name"`
+		URL              string     `json:"url"`
+		Events           []string   `json:"events"`
+		Active           bool       `json:"active"`
+		IncludeCustomers bool       `json:"include_customers"`
+		HasSecret        bool       `json:"has_secret"`
+		DisabledReason   *string    `json:"disabled_reason"`
+		DisabledAt       *time.Time `json:"disabled_at"`
+		CreatedAt        time.Time  `json:"created_at"`
+		UpdatedAt        time.Time  `json:"updated_at"`
 	}
 	eventObj struct {
 		ID             string    `json:"id"`

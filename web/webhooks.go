@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"time"
 
@@ -10,16 +12,20 @@ import (
 // webhookJSON is SPEC §3's webhook object. The secret is never returned;
 // has_secret says whether there is one.
 type webhookJSON struct {
-	ID               string    `json:"id"`
-	OrganizationID   string    `json:"organization_id"`
-	Name             string    `json:"name"`
-	URL              string    `json:"url"`
-	Events           []string  `json:"events"`
-	Active           bool      `json:"active"`
-	IncludeCustomers bool      `json:"include_customers"`
-	HasSecret        bool      `json:"has_secret"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ID               string   `json:"id"`
+	OrganizationID   string   `json:"organization_id"`
+	Name             string   `json:"name"`
+	URL              string   `json:"url"`
+	Events           []string `json:"events"`
+	Active           bool     `json:"active"`
+	IncludeCustomers bool     `json:"include_customers"`
+	HasSecret        bool     `json:"has_secret"`
+	// Null unless hookd disabled the webhook automatically (endpoint
+	// health); a reason of its own, not "", so clients test one thing.
+	DisabledReason *string    `json:"disabled_reason"`
+	DisabledAt     *time.Time `json:"disabled_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
 func toWebhookJSON(w *hookd.Webhook) webhookJSON {
@@ -27,7 +33,7 @@ func toWebhookJSON(w *hookd.Webhook) webhookJSON {
 	if events == nil {
 		events = []string{}
 	}
-	return webhookJSON{
+	out := webhookJSON{
 		ID:               w.ID,
 		OrganizationID:   w.OrganizationID,
 		Name:             w.Name,
@@ -39,6 +45,11 @@ func toWebhookJSON(w *hookd.Webhook) webhookJSON {
 		CreatedAt:        w.CreatedAt.UTC(),
 		UpdatedAt:        w.UpdatedAt.UTC(),
 	}
+	if !w.DisabledAt.IsZero() {
+		reason, at := w.DisabledReason, w.DisabledAt.UTC()
+		out.DisabledReason, out.DisabledAt = &reason, &at
+	}
+	return out
 }
 
 // POST /v1/webhooks {name, url, events, secret?, include_customers?, active?}
@@ -111,5 +122,30 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request, c caller) er
 	writeJSON(w, http.StatusAccepted, struct {
 		DeliveryID string `json:"delivery_id"`
 	}{d.ID})
+	return nil
+}
+
+// POST /v1/webhooks/{id}/enable {redeliver_failed?}: the body is optional.
+func (s *Server) handleEnableWebhook(w http.ResponseWriter, r *http.Request, c caller) error {
+	var in struct {
+		RedeliverFailed *bool `json:"redeliver_failed"`
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
+	if err != nil {
+		return decodeError(err)
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeStrict(bytes.NewReader(body), &in); err != nil {
+			return err
+		}
+	}
+	wh, n, err := s.enableWebhook(r.Context(), c.orgID, r.PathValue("id"), in.RedeliverFailed != nil && *in.RedeliverFailed)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Webhook     webhookJSON `json:"webhook"`
+		Redelivered int         `json:"redelivered"`
+	}{toWebhookJSON(wh), n})
 	return nil
 }

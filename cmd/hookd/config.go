@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/dispatch"
 	"github.com/hookd-dev/hookd/seal"
 )
@@ -45,12 +46,22 @@ type Config struct {
 	// SQLiteSync is SQLite's synchronous setting: NORMAL survives a process
 	// crash, FULL also a power loss, at the cost of an fsync per commit.
 	SQLiteSync string
+	// Endpoint health (hookd.HealthPolicy): a webhook is disabled after
+	// this many failed deliveries in a row, or after failing for this
+	// long; 0 turns a rule off.
+	DisableAfterFailures int
+	DisableAfter         time.Duration
 
 	// Derived by Validate.
 	retry     []time.Duration
 	sealKey   *seal.Key
 	storeKind string // "sqlite" or "postgres"
 	storePath string // the SQLite file
+}
+
+// health is the endpoint health policy of the settings.
+func (c *Config) health() *hookd.HealthPolicy {
+	return &hookd.HealthPolicy{MaxConsecutiveFailures: c.DisableAfterFailures, MaxFailingFor: c.DisableAfter}
 }
 
 // DefaultConfig returns SPEC §5's defaults.
@@ -69,6 +80,9 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		SQLiteSync:      "NORMAL",
+
+		DisableAfterFailures: hookd.DefaultMaxConsecutiveFailures,
+		DisableAfter:         hookd.DefaultMaxFailingFor,
 	}
 }
 
@@ -96,6 +110,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed per API key above --rate-limit (0 = twice the rate)")
 	fs.Float64Var(&c.AdminRateLimit, "admin-rate-limit", c.AdminRateLimit, "requests/s allowed for the admin token (0 = default 1000, negative = no limit)")
 	fs.IntVar(&c.AdminRateBurst, "admin-rate-burst", c.AdminRateBurst, "burst allowed for the admin token (0 = twice the rate)")
+	fs.IntVar(&c.DisableAfterFailures, "disable-after-failures", c.DisableAfterFailures, "disable a webhook automatically after this many failed deliveries in a row (0 = never)")
+	fs.DurationVar(&c.DisableAfter, "disable-after", c.DisableAfter, "disable a webhook automatically once its deliveries have failed for this long without a success (0 = never)")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
 
@@ -224,6 +240,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("--shutdown-grace (HOOKD_SHUTDOWN_GRACE) must not be negative")
+	}
+	if c.DisableAfterFailures < 0 {
+		return fmt.Errorf("--disable-after-failures (HOOKD_DISABLE_AFTER_FAILURES) must be 0 (never) or more, got %d", c.DisableAfterFailures)
+	}
+	if c.DisableAfter < 0 {
+		return fmt.Errorf("--disable-after (HOOKD_DISABLE_AFTER) must be 0 (never) or a positive duration such as 24h, got %s", c.DisableAfter)
 	}
 	switch c.LogFormat {
 	case "text", "json":
