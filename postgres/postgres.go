@@ -174,6 +174,7 @@ var migrations embed.FS
 const (
 	lockMigrate int32 = 0x686b6d00 // "hkm": the second key is a hash of the schema
 	lockClaim   int32 = 0x686b6300 // "hkc": the second key is a hash of the webhook id
+	lockPrune   int32 = 0x686b7000 // "hkp": the second key is 0
 )
 
 // lockSchema serializes migrations of one schema across every process:
