@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookd-dev/hookd/dispatch"
+	"github.com/hookd-dev/hookd/retention"
 	"github.com/hookd-dev/hookd/seal"
 )
 
@@ -35,6 +36,11 @@ type Config struct {
 	LogFormat     string
 	LogLevel      string
 	Pprof         string // address of the profiling endpoints; "" = off
+
+	// Retention is the age past which delivered deliveries, attempts and
+	// events are pruned; 0 keeps everything.
+	Retention         time.Duration
+	RetentionInterval time.Duration
 
 	// Request rate limits per credential (see web.Config): 0 = the
 	// default, negative = off.
@@ -69,6 +75,9 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		SQLiteSync:      "NORMAL",
+
+		Retention:         retention.DefaultAge,
+		RetentionInterval: retention.DefaultInterval,
 	}
 }
 
@@ -96,6 +105,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed per API key above --rate-limit (0 = twice the rate)")
 	fs.Float64Var(&c.AdminRateLimit, "admin-rate-limit", c.AdminRateLimit, "requests/s allowed for the admin token (0 = default 1000, negative = no limit)")
 	fs.IntVar(&c.AdminRateBurst, "admin-rate-burst", c.AdminRateBurst, "burst allowed for the admin token (0 = twice the rate)")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "prune delivered deliveries, attempts and events older than this (0 = keep forever)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often to prune what --retention says is old")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
 
@@ -224,6 +235,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("--shutdown-grace (HOOKD_SHUTDOWN_GRACE) must not be negative")
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("--retention (HOOKD_RETENTION) must not be negative (0 keeps everything), got %s", c.Retention)
+	}
+	if c.RetentionInterval <= 0 {
+		return fmt.Errorf("--retention-interval (HOOKD_RETENTION_INTERVAL) must be positive, got %s", c.RetentionInterval)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -40,6 +40,8 @@ func TestServe_ConfigErrors(t *testing.T) {
 		{"ErrDatabaseScheme", []string{"--admin-token", token, "--secret-key", key, "--database", "mysql://x"}, nil, "--database"},
 		{"ErrSQLiteSynchronous", []string{"--admin-token", token, "--secret-key", key, "--sqlite-synchronous", "OFF"}, nil, "--sqlite-synchronous"},
 		{"ErrLogFormat", []string{"--admin-token", token, "--secret-key", key, "--log-format", "xml"}, nil, "--log-format"},
+		{"ErrRetentionNegative", []string{"--admin-token", token, "--secret-key", key, "--retention", "-1h"}, nil, "--retention"},
+		{"ErrRetentionInterval", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_RETENTION_INTERVAL": "0s"}, "--retention-interval"},
 		{"ErrEnvAdminTokenShort", []string{"--secret-key", key}, map[string]string{"HOOKD_ADMIN_TOKEN": "short"}, "--admin-token"},
 		{"ErrEnvBool", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_ALLOW_HTTP": "maybe"}, "HOOKD_ALLOW_HTTP"},
 		{"ErrEnvDuration", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_DELIVERY_TIMEOUT": "10"}, "HOOKD_DELIVERY_TIMEOUT"},
