@@ -240,21 +240,3 @@ func TestServe_DevSeedsOnce(t *testing.T) {
 		t.Errorf("credentials changed between starts:\n%s\n---\n%s", first, second)
 	}
 }
-
-// migrate brings a new store up to date, then finds nothing to do.
-func TestMigrate(t *testing.T) {
-	db := "sqlite:" + filepath.Join(t.TempDir(), "hookd.db")
-	for i, want := range []string{" migration(s) applied; schema is up to date", "0 migration(s) applied"} {
-		var out, errb bytes.Buffer
-		if code := run(context.Background(), []string{"migrate", "--database", db}, stdio{strings.NewReader(""), &out, &errb}); code != 0 {
-			t.Fatalf("run %d: exit %d: %s", i, code, errb.String())
-		}
-		if !strings.Contains(out.String(), want) || (i == 0 && strings.Contains(out.String(), ": 0 migration")) {
-			t.Fatalf("run %d: output %q, want %q", i, out.String(), want)
-		}
-	}
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"migrate", "--database", "mysql://x"}, stdio{strings.NewReader(""), &out, &errb}); code == 0 || !strings.Contains(errb.String(), "--database") {
-		t.Fatalf("bad database: exit %d, %q", code, errb.String())
-	}
-}
