@@ -30,6 +30,8 @@ import (
 	"log/slog"
 	"path"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,17 +159,44 @@ func plannerSettings() map[string]string {
 	}
 }
 
+// Migration is one schema migration, as Migrate reports it once applied.
+type Migration struct {
+	Version  int    // the number its file name starts with
+	Name     string // the file name without the number and ".sql"
+	Duration time.Duration
+}
+
+// LatestVersion is the version of the newest migration this hookd knows:
+// the schema's version once Migrate or Open has run.
+func LatestVersion() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	latest := 0
+	for _, n := range names {
+		latest = max(latest, parseMigration(path.Base(n)).Version)
+	}
+	return latest
+}
+
+// parseMigration reads a migration's version and name from its file name,
+// "0002_sessions.sql".
+func parseMigration(file string) Migration {
+	num, name, _ := strings.Cut(strings.TrimSuffix(file, ".sql"), "_")
+	v, _ := strconv.Atoi(num)
+	return Migration{Version: v, Name: name}
+}
+
 // Migrate brings the schema of the database at url up to date, the way
 // Open does, and returns how many migrations it applied (0 when the schema
-// was current). It is safe to run while hookd processes use the database,
-// and concurrently with itself.
-func Migrate(ctx context.Context, url string) (applied int, err error) {
+// was current), calling each progress function after each migration it
+// applies. It is safe to run while hookd processes use the database, and
+// concurrently with itself.
+func Migrate(ctx context.Context, url string, progress ...func(Migration)) (applied int, err error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	applied, err = migrate(ctx, conn, "")
+	applied, err = migrate(ctx, conn, "", progress...)
 	if err != nil {
 		return applied, fmt.Errorf("postgres: migrate: %w", err)
 	}
@@ -183,6 +212,7 @@ var migrations embed.FS
 const (
 	lockMigrate int32 = 0x686b6d00 // "hkm": the second key is a hash of the schema
 	lockClaim   int32 = 0x686b6300 // "hkc": the second key is a hash of the webhook id
+	lockPrune   int32 = 0x686b7000 // "hkp": the second key is 0
 )
 
 // lockSchema serializes migrations of one schema across every process:
@@ -194,7 +224,7 @@ const lockSchema = `SELECT pg_advisory_xact_lock($1, hashtext(coalesce(nullif($2
 // migrate applies, in name order, each embedded migration not yet recorded
 // in schema_migrations, one transaction per migration, each under the
 // schema's advisory lock. schema, when not "", is created first.
-func migrate(ctx context.Context, conn *pgx.Conn, schema string) (int, error) {
+func migrate(ctx context.Context, conn *pgx.Conn, schema string, progress ...func(Migration)) (int, error) {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return 0, err
@@ -249,7 +279,7 @@ func migrate(ctx context.Context, conn *pgx.Conn, schema string) (int, error) {
 		if err != nil {
 			return applied, err
 		}
-		ran := false
+		ran, start := false, time.Now()
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, lockSchema, lockMigrate, schema); err != nil {
 				return err
@@ -273,6 +303,11 @@ func migrate(ctx context.Context, conn *pgx.Conn, schema string) (int, error) {
 		}
 		if ran {
 			applied++
+			m := parseMigration(name)
+			m.Duration = time.Since(start)
+			for _, p := range progress {
+				p(m)
+			}
 		}
 	}
 	return applied, nil

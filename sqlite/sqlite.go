@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -147,12 +148,24 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	return db, nil
 }
 
+// Migration is one schema migration, as Migrate reports it once applied.
+type Migration struct {
+	Version  int    // the number its file name starts with
+	Name     string // the file name without the number and ".sql"
+	Duration time.Duration
+}
+
+// LatestVersion is the version of the newest migration this hookd knows:
+// the schema's version once Migrate or Open has run.
+func LatestVersion() int { return latestVersion(migrations) }
+
 // Migrate brings the schema of the database at path up to date, the way
 // Open does, and closes it. It returns how many migrations it applied (0
-// when the schema was current). Like Open, it fails while another process
+// when the schema was current), and calls each progress function after
+// each migration it applies. Like Open, it fails while another process
 // has the database open.
-func Migrate(ctx context.Context, path string) (applied int, err error) {
-	w, lock, applied, err := openWriter(ctx, path, "")
+func Migrate(ctx context.Context, path string, progress ...func(Migration)) (applied int, err error) {
+	w, lock, applied, err := openWriter(ctx, path, "", progress...)
 	if err != nil {
 		return 0, err
 	}
@@ -165,7 +178,7 @@ func Migrate(ctx context.Context, path string) (applied int, err error) {
 
 // openWriter locks path, opens its write connection in WAL mode and
 // migrates the schema.
-func openWriter(ctx context.Context, path, synchronous string) (w *sql.DB, lock *os.File, applied int, err error) {
+func openWriter(ctx context.Context, path, synchronous string, progress ...func(Migration)) (w *sql.DB, lock *os.File, applied int, err error) {
 	switch synchronous = strings.ToUpper(synchronous); synchronous {
 	case "":
 		synchronous = "NORMAL"
@@ -219,7 +232,7 @@ func openWriter(ctx context.Context, path, synchronous string) (w *sql.DB, lock 
 	if !strings.EqualFold(mode, "wal") {
 		return nil, nil, 0, fmt.Errorf("sqlite: %s: journal mode is %q, WAL is required", path, mode)
 	}
-	if applied, err = migrate(ctx, w); err != nil {
+	if applied, err = migrate(ctx, w, progress); err != nil {
 		return nil, nil, 0, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	return w, lock, applied, nil
@@ -246,7 +259,7 @@ var migrations embed.FS
 
 // migrate applies, in name order, each embedded migration not yet recorded
 // in schema_migrations, one transaction per migration.
-func migrate(ctx context.Context, w *sql.DB) (int, error) {
+func migrate(ctx context.Context, w *sql.DB, progress []func(Migration)) (int, error) {
 	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name       TEXT PRIMARY KEY,
 		applied_at INTEGER NOT NULL
@@ -297,6 +310,7 @@ func migrate(ctx context.Context, w *sql.DB) (int, error) {
 		if err != nil {
 			return applied, err
 		}
+		start := time.Now()
 		tx, err := w.BeginTx(ctx, nil)
 		if err != nil {
 			return applied, err
@@ -313,8 +327,31 @@ func migrate(ctx context.Context, w *sql.DB) (int, error) {
 			return applied, fmt.Errorf("%s: %w", name, err)
 		}
 		applied++
+		m := parseMigration(name)
+		m.Duration = time.Since(start)
+		for _, p := range progress {
+			p(m)
+		}
 	}
 	return applied, nil
+}
+
+// parseMigration reads a migration's version and name from its file name,
+// "0003_deliveries_webhook_due.sql".
+func parseMigration(file string) Migration {
+	base := strings.TrimSuffix(file, ".sql")
+	num, name, _ := strings.Cut(base, "_")
+	v, _ := strconv.Atoi(num)
+	return Migration{Version: v, Name: name}
+}
+
+func latestVersion(fsys fs.FS) int {
+	names, _ := fs.Glob(fsys, "migrations/*.sql")
+	latest := 0
+	for _, n := range names {
+		latest = max(latest, parseMigration(filepath.Base(n)).Version)
+	}
+	return latest
 }
 
 // Close closes the database and releases the file lock. It is idempotent.

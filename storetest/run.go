@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("NextDue", func(t *testing.T) { testNextDue(t, open) })
 	t.Run("CountDeliveries", func(t *testing.T) { testCountDeliveries(t, open) })
 	t.Run("Health", func(t *testing.T) { testHealth(t, open) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, open) })
 }
 
 // harness is one test's store and the helpers that set up its fixtures.

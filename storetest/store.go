@@ -153,4 +153,17 @@ type Store interface {
 	// CountDeliveries returns how many deliveries have each status, with
 	// every status in the map.
 	CountDeliveries(ctx context.Context) (map[hookd.DeliveryStatus]int, error)
+
+	// Prune deletes, in one short transaction, what is older than before
+	// among at most limit events, taken in the order they were published
+	// from the cursor after ("" = the oldest): delivered deliveries whose
+	// last attempt started before before, with their attempts; attempts
+	// started before before of the other deliveries, except the newest of
+	// each, so that a failed or pending delivery keeps its row, its status,
+	// its redelivery and the log of why it stands where it does; and the
+	// events published before before that have no delivery left. Pending
+	// deliveries' rows and leases are never touched. The walk stops at the
+	// first event published at or after before (Next = ""); otherwise Next
+	// is the cursor of the next call. A limit below 1 is an internal error.
+	Prune(ctx context.Context, before time.Time, after string, limit int) (hookd.PruneResult, error)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/dispatch"
+	"github.com/hookd-dev/hookd/retention"
 	"github.com/hookd-dev/hookd/seal"
 )
 
@@ -36,6 +37,11 @@ type Config struct {
 	LogFormat     string
 	LogLevel      string
 	Pprof         string // address of the profiling endpoints; "" = off
+
+	// Retention is the age past which delivered deliveries, attempts and
+	// events are pruned; 0 keeps everything.
+	Retention         time.Duration
+	RetentionInterval time.Duration
 
 	// Request rate limits per credential (see web.Config): 0 = the
 	// default, negative = off.
@@ -83,6 +89,8 @@ func DefaultConfig() Config {
 
 		DisableAfterFailures: hookd.DefaultMaxConsecutiveFailures,
 		DisableAfter:         hookd.DefaultMaxFailingFor,
+		Retention:            retention.DefaultAge,
+		RetentionInterval:    retention.DefaultInterval,
 	}
 }
 
@@ -112,6 +120,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.AdminRateBurst, "admin-rate-burst", c.AdminRateBurst, "burst allowed for the admin token (0 = twice the rate)")
 	fs.IntVar(&c.DisableAfterFailures, "disable-after-failures", c.DisableAfterFailures, "disable a webhook automatically after this many failed deliveries in a row (0 = never)")
 	fs.DurationVar(&c.DisableAfter, "disable-after", c.DisableAfter, "disable a webhook automatically once its deliveries have failed for this long without a success (0 = never)")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "prune delivered deliveries, attempts and events older than this (0 = keep forever)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often to prune what --retention says is old")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
 
@@ -246,6 +256,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DisableAfter < 0 {
 		return fmt.Errorf("--disable-after (HOOKD_DISABLE_AFTER) must be 0 (never) or a positive duration such as 24h, got %s", c.DisableAfter)
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("--retention (HOOKD_RETENTION) must not be negative (0 keeps everything), got %s", c.Retention)
+	}
+	if c.RetentionInterval <= 0 {
+		return fmt.Errorf("--retention-interval (HOOKD_RETENTION_INTERVAL) must be positive, got %s", c.RetentionInterval)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/hookd-dev/hookd/postgres"
 	"github.com/hookd-dev/hookd/sqlite"
@@ -32,20 +33,37 @@ func runMigrate(ctx context.Context, args []string, io stdio) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Each migration is printed as it is applied: on a large store one may
+	// take a while, and the operator sees which.
+	var (
+		where  string
+		latest int
+		n      int
+		err    error
+	)
 	switch cfg.storeKind {
 	case "sqlite":
-		n, err := sqlite.Migrate(ctx, cfg.storePath)
-		if err != nil {
-			return fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
-		}
-		fmt.Fprintf(io.out, "%s: %d migration(s) applied; schema is up to date\n", cfg.storePath, n)
-		return nil
+		where, latest = cfg.storePath, sqlite.LatestVersion()
+		n, err = sqlite.Migrate(ctx, cfg.storePath, func(m sqlite.Migration) {
+			printMigration(io, where, m.Version, m.Name, m.Duration)
+		})
 	default:
-		n, err := postgres.Migrate(ctx, cfg.Database)
-		if err != nil {
-			return fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
-		}
-		fmt.Fprintf(io.out, "PostgreSQL: %d migration(s) applied; schema is up to date\n", n)
-		return nil
+		where, latest = "PostgreSQL", postgres.LatestVersion()
+		n, err = postgres.Migrate(ctx, cfg.Database, func(m postgres.Migration) {
+			printMigration(io, where, m.Version, m.Name, m.Duration)
+		})
 	}
+	if err != nil {
+		return fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
+	}
+	if n == 0 {
+		fmt.Fprintf(io.out, "%s: already up to date at version %d\n", where, latest)
+	} else {
+		fmt.Fprintf(io.out, "%s: schema is up to date at version %d (%d migration(s) applied)\n", where, latest, n)
+	}
+	return nil
+}
+
+func printMigration(io stdio, where string, version int, name string, took time.Duration) {
+	fmt.Fprintf(io.out, "%s: applied version %d (%s) in %s\n", where, version, name, took.Round(time.Millisecond))
 }

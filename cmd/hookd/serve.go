@@ -20,6 +20,7 @@ import (
 	"github.com/hookd-dev/hookd/dispatch"
 	"github.com/hookd-dev/hookd/egress"
 	"github.com/hookd-dev/hookd/postgres"
+	"github.com/hookd-dev/hookd/retention"
 	"github.com/hookd-dev/hookd/sqlite"
 	"github.com/hookd-dev/hookd/web"
 )
@@ -63,6 +64,8 @@ type Main struct {
 	serveErr   chan error
 	pprof      *http.Server
 	stopListen context.CancelFunc
+	stopPrune  context.CancelFunc
+	pruneDone  chan struct{}
 }
 
 // servePprof serves Go's profiler on its own address, so that profiling is
@@ -151,6 +154,9 @@ func (m *Main) Run(ctx context.Context) error {
 			lctx, stop := context.WithCancel(context.Background())
 			m.stopListen = stop
 			go l.Listen(lctx, m.dispatcher.Notify)
+		}
+		if cfg.Retention > 0 {
+			m.startPruner(reg)
 		}
 	}
 
@@ -242,6 +248,11 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.stopListen != nil {
 		m.stopListen()
 	}
+	if m.stopPrune != nil {
+		// A batch in progress rolls back; the next start sweeps again.
+		m.stopPrune()
+		<-m.pruneDone
+	}
 	if m.dispatcher != nil {
 		m.dispatcher.Stop(ctx)
 	}
@@ -262,6 +273,7 @@ type store interface {
 	web.Store
 	dispatch.Store
 	dispatch.Counter
+	retention.Store
 	Close() error
 }
 
@@ -283,6 +295,24 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (store, er
 		}
 		return db, nil
 	}
+}
+
+// startPruner prunes what is older than --retention in the background, on
+// the nodes that dispatch: an api-role node leaves it to the workers.
+func (m *Main) startPruner(reg prometheus.Registerer) {
+	p := &retention.Pruner{
+		Store:    m.store,
+		Age:      m.Config.Retention,
+		Interval: m.Config.RetentionInterval,
+		Logger:   m.logger,
+		Metrics:  retention.NewMetrics(reg),
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	m.stopPrune, m.pruneDone = stop, make(chan struct{})
+	go func() {
+		defer close(m.pruneDone)
+		p.Run(ctx)
+	}()
 }
 
 // listener is a store that can announce new work from other processes

@@ -44,6 +44,8 @@ func TestServe_ConfigErrors(t *testing.T) {
 		{"ErrEnvDisableAfterFailures", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_DISABLE_AFTER_FAILURES": "many"}, "HOOKD_DISABLE_AFTER_FAILURES"},
 		{"ErrEnvDisableAfter", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_DISABLE_AFTER": "1 day"}, "HOOKD_DISABLE_AFTER"},
 		{"ErrLogFormat", []string{"--admin-token", token, "--secret-key", key, "--log-format", "xml"}, nil, "--log-format"},
+		{"ErrRetentionNegative", []string{"--admin-token", token, "--secret-key", key, "--retention", "-1h"}, nil, "--retention"},
+		{"ErrRetentionInterval", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_RETENTION_INTERVAL": "0s"}, "--retention-interval"},
 		{"ErrEnvAdminTokenShort", []string{"--secret-key", key}, map[string]string{"HOOKD_ADMIN_TOKEN": "short"}, "--admin-token"},
 		{"ErrEnvBool", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_ALLOW_HTTP": "maybe"}, "HOOKD_ALLOW_HTTP"},
 		{"ErrEnvDuration", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_DELIVERY_TIMEOUT": "10"}, "HOOKD_DELIVERY_TIMEOUT"},
@@ -240,23 +242,5 @@ func TestServe_DevSeedsOnce(t *testing.T) {
 	}
 	if first != second {
 		t.Errorf("credentials changed between starts:\n%s\n---\n%s", first, second)
-	}
-}
-
-// migrate brings a new store up to date, then finds nothing to do.
-func TestMigrate(t *testing.T) {
-	db := "sqlite:" + filepath.Join(t.TempDir(), "hookd.db")
-	for i, want := range []string{" migration(s) applied; schema is up to date", "0 migration(s) applied"} {
-		var out, errb bytes.Buffer
-		if code := run(context.Background(), []string{"migrate", "--database", db}, stdio{strings.NewReader(""), &out, &errb}); code != 0 {
-			t.Fatalf("run %d: exit %d: %s", i, code, errb.String())
-		}
-		if !strings.Contains(out.String(), want) || (i == 0 && strings.Contains(out.String(), ": 0 migration")) {
-			t.Fatalf("run %d: output %q, want %q", i, out.String(), want)
-		}
-	}
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"migrate", "--database", "mysql://x"}, stdio{strings.NewReader(""), &out, &errb}); code == 0 || !strings.Contains(errb.String(), "--database") {
-		t.Fatalf("bad database: exit %d, %q", code, errb.String())
 	}
 }
