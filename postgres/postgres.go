@@ -22,6 +22,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -57,6 +58,9 @@ type Config struct {
 	// Logger receives what the store cannot return to a caller: Listen's
 	// lost connections. Nil discards it.
 	Logger *slog.Logger
+	// MaxWebhooksPerOrganization is how many webhooks one organization may
+	// have; 0 means hookd.MaxWebhooksPerOrganization (SPEC §3's 100).
+	MaxWebhooksPerOrganization int
 }
 
 // DB is an open store. It satisfies the whole store contract
@@ -67,6 +71,8 @@ type DB struct {
 	key    *seal.Key
 	listen *pgx.ConnConfig // the template of Listen's dedicated connection
 	log    *slog.Logger
+
+	maxWebhooks int // per organization; Config.MaxWebhooksPerOrganization
 
 	closed    chan struct{} // closed by Close: stops Listen
 	closeOnce sync.Once
@@ -119,7 +125,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &DB{pool: pool, key: cfg.Key, listen: pcfg.ConnConfig.Copy(), log: log, closed: make(chan struct{})}, nil
+	return &DB{pool: pool, key: cfg.Key, listen: pcfg.ConnConfig.Copy(), log: log, closed: make(chan struct{}),
+		maxWebhooks: cmp.Or(cfg.MaxWebhooksPerOrganization, hookd.MaxWebhooksPerOrganization)}, nil
 }
 
 // plannerSettings returns the session settings of the store's connections.

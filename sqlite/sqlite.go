@@ -15,6 +15,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -48,6 +49,9 @@ type Config struct {
 	// on a power failure; "FULL" survives both at the cost of one fsync
 	// per commit.
 	Synchronous string
+	// MaxWebhooksPerOrganization is how many webhooks one organization may
+	// have; 0 means hookd.MaxWebhooksPerOrganization (SPEC §3's 100).
+	MaxWebhooksPerOrganization int
 }
 
 // readConns is the size of the read pool: reads never block the writer in
@@ -67,6 +71,8 @@ type DB struct {
 	r    *sql.DB // query-only pool
 	key  *seal.Key
 	lock *os.File
+
+	maxWebhooks int // per organization; Config.MaxWebhooksPerOrganization
 
 	// schedule is when each webhook with pending deliveries has work due,
 	// kept by the writes for ClaimDeliveries.
@@ -93,7 +99,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{w: w, lock: lock, key: cfg.Key}
+	db := &DB{w: w, lock: lock, key: cfg.Key, maxWebhooks: cmp.Or(cfg.MaxWebhooksPerOrganization, hookd.MaxWebhooksPerOrganization)}
 
 	// One process owns the file (the lock above), so no lease in it belongs
 	// to a live dispatcher: whatever was in flight when the previous owner

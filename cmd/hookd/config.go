@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/dispatch"
 	"github.com/hookd-dev/hookd/seal"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// SQLiteSync is SQLite's synchronous setting: NORMAL survives a process
 	// crash, FULL also a power loss, at the cost of an fsync per commit.
 	SQLiteSync string
+	// MaxWebhooks is how many webhooks one organization may have: SPEC
+	// §3's 100 unless the operator raises it.
+	MaxWebhooks int
 
 	// Derived by Validate.
 	retry     []time.Duration
@@ -69,6 +73,7 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		SQLiteSync:      "NORMAL",
+		MaxWebhooks:     hookd.MaxWebhooksPerOrganization,
 	}
 }
 
@@ -96,8 +101,14 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst allowed per API key above --rate-limit (0 = twice the rate)")
 	fs.Float64Var(&c.AdminRateLimit, "admin-rate-limit", c.AdminRateLimit, "requests/s allowed for the admin token (0 = default 1000, negative = no limit)")
 	fs.IntVar(&c.AdminRateBurst, "admin-rate-burst", c.AdminRateBurst, "burst allowed for the admin token (0 = twice the rate)")
+	fs.IntVar(&c.MaxWebhooks, "max-webhooks-per-organization", c.MaxWebhooks, "webhooks one organization may have")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
+
+// maxWebhooksCeiling bounds --max-webhooks-per-organization: one event
+// makes a delivery per webhook in one transaction, so the cap is also the
+// largest fan-out of a single publish.
+const maxWebhooksCeiling = 100000
 
 // envName is a flag's environment twin: --retry-schedule → HOOKD_RETRY_SCHEDULE.
 func envName(flagName string) string {
@@ -215,6 +226,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PerWebhook < 1 {
 		return fmt.Errorf("--per-webhook-concurrency (HOOKD_PER_WEBHOOK_CONCURRENCY) must be at least 1, got %d", c.PerWebhook)
+	}
+	if c.MaxWebhooks < 1 || c.MaxWebhooks > maxWebhooksCeiling {
+		return fmt.Errorf("--max-webhooks-per-organization (HOOKD_MAX_WEBHOOKS_PER_ORGANIZATION) must be between 1 and %d, got %d", maxWebhooksCeiling, c.MaxWebhooks)
 	}
 	if c.RateBurst < 0 || c.AdminRateBurst < 0 {
 		return fmt.Errorf("--rate-burst and --admin-rate-burst (HOOKD_RATE_BURST, HOOKD_ADMIN_RATE_BURST) must not be negative")

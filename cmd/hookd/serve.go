@@ -271,13 +271,13 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (store, er
 	}
 	switch cfg.storeKind {
 	case "sqlite":
-		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey, Synchronous: cfg.SQLiteSync})
+		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey, Synchronous: cfg.SQLiteSync, MaxWebhooksPerOrganization: cfg.MaxWebhooks})
 		if err != nil {
 			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
 		}
 		return db, nil
 	default:
-		db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Database, Key: cfg.sealKey, Logger: logger})
+		db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Database, Key: cfg.sealKey, Logger: logger, MaxWebhooksPerOrganization: cfg.MaxWebhooks})
 		if err != nil {
 			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
 		}

@@ -39,6 +39,8 @@ func TestServe_ConfigErrors(t *testing.T) {
 		{"ErrRoleNeedsPostgres", []string{"--admin-token", token, "--secret-key", key, "--role", "worker"}, nil, "--role"},
 		{"ErrDatabaseScheme", []string{"--admin-token", token, "--secret-key", key, "--database", "mysql://x"}, nil, "--database"},
 		{"ErrSQLiteSynchronous", []string{"--admin-token", token, "--secret-key", key, "--sqlite-synchronous", "OFF"}, nil, "--sqlite-synchronous"},
+		{"ErrMaxWebhooksZero", []string{"--admin-token", token, "--secret-key", key, "--max-webhooks-per-organization", "0"}, nil, "--max-webhooks-per-organization"},
+		{"ErrEnvMaxWebhooks", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_MAX_WEBHOOKS_PER_ORGANIZATION": "lots"}, "HOOKD_MAX_WEBHOOKS_PER_ORGANIZATION"},
 		{"ErrLogFormat", []string{"--admin-token", token, "--secret-key", key, "--log-format", "xml"}, nil, "--log-format"},
 		{"ErrEnvAdminTokenShort", []string{"--secret-key", key}, map[string]string{"HOOKD_ADMIN_TOKEN": "short"}, "--admin-token"},
 		{"ErrEnvBool", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_ALLOW_HTTP": "maybe"}, "HOOKD_ALLOW_HTTP"},
