@@ -22,6 +22,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -63,6 +64,9 @@ type Config struct {
 	// means hookd.DefaultHealthPolicy(); a policy whose fields are zero
 	// never disables one.
 	Health *hookd.HealthPolicy
+	// MaxWebhooksPerOrganization is how many webhooks one organization may
+	// have; 0 means hookd.MaxWebhooksPerOrganization (SPEC §3's 100).
+	MaxWebhooksPerOrganization int
 }
 
 // DB is an open store. It satisfies the whole store contract
@@ -74,6 +78,8 @@ type DB struct {
 	listen *pgx.ConnConfig // the template of Listen's dedicated connection
 	log    *slog.Logger
 	health hookd.HealthPolicy
+
+	maxWebhooks int // per organization; Config.MaxWebhooksPerOrganization
 
 	closed    chan struct{} // closed by Close: stops Listen
 	closeOnce sync.Once
@@ -130,7 +136,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Health != nil {
 		health = *cfg.Health
 	}
-	return &DB{pool: pool, key: cfg.Key, listen: pcfg.ConnConfig.Copy(), log: log, health: health, closed: make(chan struct{})}, nil
+	return &DB{pool: pool, key: cfg.Key, listen: pcfg.ConnConfig.Copy(), log: log, health: health, closed: make(chan struct{}),
+		maxWebhooks: cmp.Or(cfg.MaxWebhooksPerOrganization, hookd.MaxWebhooksPerOrganization)}, nil
 }
 
 // plannerSettings returns the session settings of the store's connections.

@@ -12,7 +12,7 @@ import (
 
 // CreateWebhook sets w.ID, w.CreatedAt and w.UpdatedAt and stores w, its
 // Secret sealed with the store's key. EINVALID when the organization already
-// has hookd.MaxWebhooksPerOrganization webhooks; ENOTFOUND when the
+// has Config.MaxWebhooksPerOrganization webhooks; ENOTFOUND when the
 // organization does not exist.
 func (db *DB) CreateWebhook(ctx context.Context, w *hookd.Webhook) error {
 	id, created := hookd.NewID(hookd.PrefixWebhook), now()
@@ -32,8 +32,8 @@ func (db *DB) CreateWebhook(ctx context.Context, w *hookd.Webhook) error {
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE organization_id = $1`, w.OrganizationID).Scan(&n); err != nil {
 			return err
 		}
-		if n >= hookd.MaxWebhooksPerOrganization {
-			return hookd.Errorf(hookd.EINVALID, "an organization has at most %d webhooks; delete one first", hookd.MaxWebhooksPerOrganization)
+		if n >= db.maxWebhooks {
+			return hookd.Errorf(hookd.EINVALID, "an organization has at most %d webhooks; delete one first", db.maxWebhooks)
 		}
 		_, err = tx.Exec(ctx, `
 			INSERT INTO webhooks (id, organization_id, name, url, events, secret_sealed, active, include_customers, created_at, updated_at)

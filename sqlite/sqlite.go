@@ -15,6 +15,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -57,6 +58,9 @@ type Config struct {
 	// Logger receives a line for each webhook disabled automatically. Nil
 	// discards it.
 	Logger *slog.Logger
+	// MaxWebhooksPerOrganization is how many webhooks one organization may
+	// have; 0 means hookd.MaxWebhooksPerOrganization (SPEC §3's 100).
+	MaxWebhooksPerOrganization int
 }
 
 // readConns is the size of the read pool: reads never block the writer in
@@ -78,6 +82,8 @@ type DB struct {
 	lock   *os.File
 	health hookd.HealthPolicy
 	log    *slog.Logger
+
+	maxWebhooks int // per organization; Config.MaxWebhooksPerOrganization
 
 	// schedule is when each webhook with pending deliveries has work due,
 	// kept by the writes for ClaimDeliveries.
@@ -104,7 +110,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{w: w, lock: lock, key: cfg.Key, health: hookd.DefaultHealthPolicy(), log: cfg.Logger}
+	db := &DB{w: w, lock: lock, key: cfg.Key, health: hookd.DefaultHealthPolicy(), log: cfg.Logger,
+		maxWebhooks: cmp.Or(cfg.MaxWebhooksPerOrganization, hookd.MaxWebhooksPerOrganization)}
 	if cfg.Health != nil {
 		db.health = *cfg.Health
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,10 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/hookd-dev/hookd/client"
-	"github.com/hookd-dev/hookd/seal"
 	"github.com/hookd-dev/hookd/signature"
 )
 
@@ -44,34 +36,54 @@ type benchOptions struct {
 	JSON          bool
 	ServeArgs     string
 	Nodes         int
+	Warmup        time.Duration // with Rate: events published this early are left out of the steady latency
+
+	Fanout  int // fan-out mode: webhooks receiving one event
+	Pending int // pending mode: deliveries to pile up behind a receiver that is down
+	Samples int // pending mode: listings timed per kind
 }
 
 // benchReport is what `hookd bench` measures; --json prints it as is.
 type benchReport struct {
-	Events            int     `json:"events"`
-	WebhooksPerEvent  int     `json:"webhooks_per_event"`
-	Batch             int     `json:"batch"`
-	Publishers        int     `json:"publishers"`
-	Nodes             int     `json:"nodes"`
-	Store             string  `json:"store"`
-	CeilingPerSec     float64 `json:"raw_ceiling_requests_per_sec"`
-	IngestPerSec      float64 `json:"ingest_events_per_sec"`
-	DeliveriesPerSec  float64 `json:"deliveries_per_sec"`
-	CeilingShare      float64 `json:"deliveries_share_of_ceiling"`
-	LatencyP50Ms      float64 `json:"latency_p50_ms"`
-	LatencyP99Ms      float64 `json:"latency_p99_ms"`
-	LatencyMaxMs      float64 `json:"latency_max_ms"`
-	Delivered         int     `json:"delivered"`
-	Expected          int     `json:"expected"`
-	Duplicates        int     `json:"duplicates"`
-	PeakRSSMB         float64 `json:"hookd_peak_rss_mb"` // the largest node's
-	PublishSeconds    float64 `json:"publish_seconds"`
-	EndToEndSeconds   float64 `json:"end_to_end_seconds"`
-	ReceiverFailRate  float64 `json:"receiver_fail_rate"`
-	ReceiverDelayMs   float64 `json:"receiver_delay_ms"`
-	RateLimitPerSec   int     `json:"publish_rate_limit"`
-	CompletedInTime   bool    `json:"completed"`
-	HookdCommandShown string  `json:"hookd_command"`
+	Mode              string       `json:"mode"` // "throughput"
+	Events            int          `json:"events"`
+	WebhooksPerEvent  int          `json:"webhooks_per_event"`
+	Batch             int          `json:"batch"`
+	Publishers        int          `json:"publishers"`
+	Nodes             int          `json:"nodes"`
+	Store             string       `json:"store"`
+	CeilingPerSec     float64      `json:"raw_ceiling_requests_per_sec"`
+	IngestPerSec      float64      `json:"ingest_events_per_sec"`
+	DeliveriesPerSec  float64      `json:"deliveries_per_sec"`
+	CeilingShare      float64      `json:"deliveries_share_of_ceiling"`
+	LatencyP50Ms      float64      `json:"latency_p50_ms"`
+	LatencyP99Ms      float64      `json:"latency_p99_ms"`
+	LatencyMaxMs      float64      `json:"latency_max_ms"`
+	Delivered         int          `json:"delivered"`
+	Expected          int          `json:"expected"`
+	Duplicates        int          `json:"duplicates"`
+	PeakRSSMB         float64      `json:"hookd_peak_rss_mb"` // the largest node's
+	PublishSeconds    float64      `json:"publish_seconds"`
+	EndToEndSeconds   float64      `json:"end_to_end_seconds"`
+	ReceiverFailRate  float64      `json:"receiver_fail_rate"`
+	ReceiverDelayMs   float64      `json:"receiver_delay_ms"`
+	RateLimitPerSec   int          `json:"publish_rate_limit"`
+	Steady            *benchSteady `json:"steady,omitempty"` // with --rate
+	CompletedInTime   bool         `json:"completed"`
+	HookdCommandShown string       `json:"hookd_command"`
+}
+
+// benchSteady is the steady state of a run at a fixed --rate, the one the
+// latency target is about: the deliveries of the events published after
+// --warmup, and the rate actually achieved over those events (publishers
+// that cannot keep up fall behind --rate).
+type benchSteady struct {
+	WarmupSeconds   float64 `json:"warmup_seconds"`
+	Deliveries      int     `json:"deliveries"`
+	PublishedPerSec float64 `json:"published_events_per_sec"`
+	LatencyP50Ms    float64 `json:"latency_p50_ms"`
+	LatencyP99Ms    float64 `json:"latency_p99_ms"`
+	LatencyMaxMs    float64 `json:"latency_max_ms"`
 }
 
 func runBench(ctx context.Context, args []string, io stdio) error {
@@ -91,8 +103,40 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.IntVar(&o.Nodes, "nodes", 1, "hookd serve processes sharing the store (more than 1 needs PostgreSQL); publishers spread over them")
 	fs.StringVar(&o.ServeArgs, "serve-args", "", "extra flags for the hookd serve process, space-separated")
+	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "with --rate: leave the events published during this first stretch out of the steady-state latency")
+	fs.IntVar(&o.Fanout, "fanout", 0, "fan-out mode: create this many webhooks for one organization, publish ONE event, time its 202 and its last arrival")
+	fs.IntVar(&o.Pending, "pending", 0, "pending mode: pile up this many deliveries for --webhooks webhooks whose receiver is down, then time listing them")
+	fs.IntVar(&o.Samples, "samples", 200, "pending mode: timed listings of each kind")
 	fs.Usage = func() {
-		fmt.Fprintln(io.err, "Usage: hookd bench [flags]\n\nStarts hookd on a fresh store with a local receiver, measures the raw HTTP ceiling\nof this machine, then publishes events through the public API and measures\ningest, deliveries/s, publish→arrival latency and hookd's peak memory.\n\nFlags:")
+		fmt.Fprint(io.err, `Usage: hookd bench [flags]
+
+Starts hookd on a fresh store with a local receiver and measures it through
+its public API, like a real publisher. Three modes:
+
+  throughput (default)  measures the raw HTTP ceiling of this machine, then
+                        publishes --events events to --webhooks webhooks and
+                        reports ingest, deliveries/s, publish → arrival
+                        latency and hookd's peak memory. With --rate N it
+                        publishes at a steady N events/s and also reports the
+                        latency of the events published after --warmup:
+                          hookd bench --events 30000 --batch 10 --rate 500
+  --fanout N            creates N webhooks for one organization (setup, not
+                        timed), publishes ONE event with POST /v1/events and
+                        reports the time to its 202, the time until all N
+                        deliveries arrived, and peak memory:
+                          hookd bench --fanout 10000
+  --pending N           points --webhooks webhooks at a receiver that is down
+                        (a closed port: every attempt is refused), publishes
+                        until N deliveries exist, then, while the dispatcher
+                        works through their failing first attempts, times
+                        --samples listings of each kind (newest page,
+                        ?status=pending, ?status=failed, a page deep in the
+                        list) and reports ingest, listing p50/p99/max and
+                        peak memory over the whole run:
+                          hookd bench --pending 1000000
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -111,8 +155,37 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		return fmt.Errorf("--nodes must be 1–8")
 	case o.FailRate < 0 || o.FailRate > 1:
 		return fmt.Errorf("--fail-rate must be between 0 and 1")
+	case o.Warmup < 0:
+		return fmt.Errorf("--warmup must not be negative")
+	case o.Fanout < 0 || o.Fanout > maxWebhooksCeiling:
+		return fmt.Errorf("--fanout must be 1–%d (--max-webhooks-per-organization's ceiling)", maxWebhooksCeiling)
+	case o.Pending < 0:
+		return fmt.Errorf("--pending must not be negative")
+	case o.Fanout > 0 && o.Pending > 0:
+		return fmt.Errorf("--fanout and --pending are separate modes: give one")
+	case o.Samples < 1:
+		return fmt.Errorf("--samples must be at least 1")
 	}
-	rep, err := bench(ctx, o, io.err) // progress on stderr keeps --json's stdout clean
+	// Progress goes to stderr, keeping --json's stdout clean.
+	var (
+		rep   any
+		print func()
+		err   error
+	)
+	switch {
+	case o.Fanout > 0:
+		var r *fanoutReport
+		r, err = benchFanout(ctx, o, io.err)
+		rep, print = r, func() { printFanout(io.out, r) }
+	case o.Pending > 0:
+		var r *pendingReport
+		r, err = benchPending(ctx, o, io.err)
+		rep, print = r, func() { printPending(io.out, r) }
+	default:
+		var r *benchReport
+		r, err = bench(ctx, o, io.err)
+		rep, print = r, func() { printBench(io.out, r) }
+	}
 	if err != nil {
 		return err
 	}
@@ -121,7 +194,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printBench(io.out, rep)
+	print()
 	return nil
 }
 
@@ -182,8 +255,12 @@ func startBenchReceiver(failRate float64, delay time.Duration) (*benchReceiver, 
 
 // measureCeiling POSTs signed 1 KiB bodies to the receiver from a plain Go
 // client for d and returns requests/s: what this machine can do without
-// hookd, in the same run.
-func measureCeiling(rcv *benchReceiver, d time.Duration) float64 {
+// hookd, in the same run. d = 0 skips it (and returns 0).
+func measureCeiling(rcv *benchReceiver, d time.Duration, progress io.Writer) float64 {
+	if d <= 0 {
+		return 0
+	}
+	fmt.Fprintf(progress, "measuring the raw HTTP ceiling for %s…\n", d)
 	body := bytes.Repeat([]byte("x"), 1024)
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
@@ -218,152 +295,53 @@ func bench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRepor
 		return nil, err
 	}
 	defer rcv.srv.Close()
-	fmt.Fprintf(progress, "measuring the raw HTTP ceiling for %s…\n", o.CeilingTime)
-	ceiling := measureCeiling(rcv, o.CeilingTime)
+	ceiling := measureCeiling(rcv, o.CeilingTime, progress)
 
-	dir, err := os.MkdirTemp("", "hookd-bench-")
+	h, err := startBenchHookd(ctx, o, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	database := o.Database
-	if database == "" {
-		database = "sqlite:" + filepath.Join(dir, "hookd.db")
-	}
-	if o.Nodes > 1 && !strings.HasPrefix(database, "postgres") {
-		return nil, fmt.Errorf("--nodes %d needs --database postgres://…: the embedded store belongs to one process", o.Nodes)
-	}
-	if strings.HasPrefix(database, "postgres") {
-		var drop func()
-		if database, drop, err = freshSchema(ctx, database); err != nil {
-			return nil, fmt.Errorf("--database: %v", err)
-		}
-		defer drop()
-	}
-	admin := "bench-admin-" + randomToken(12)
-	secretKey := seal.GenerateKey()
-	serveArgs := append([]string{"serve"}, strings.Fields(o.ServeArgs)...)
-	var nodes []*benchNode
-	defer func() {
-		for _, n := range nodes {
-			n.stop()
-		}
-	}()
-	for range o.Nodes {
-		n, err := startBenchNode(ctx, serveArgs, database, admin, secretKey)
-		if n != nil {
-			nodes = append(nodes, n)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	base := nodes[0].base
-	adminC := client.New(base, admin)
-	org, err := adminC.CreateOrganization(ctx, client.OrganizationInput{Name: "bench"})
+	defer h.stop()
+	orgID, orgC, err := h.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key, err := adminC.CreateAPIKey(ctx, org.ID, "bench")
-	if err != nil {
+	if _, err := createBenchWebhooks(ctx, orgC, o.Webhooks, rcv.url+"/hook"); err != nil {
 		return nil, err
-	}
-	orgC := client.New(base, key.Key)
-	for i := range o.Webhooks {
-		_, err := orgC.CreateWebhook(ctx, client.WebhookInput{
-			Name: client.Ptr(fmt.Sprintf("bench-%d", i)), URL: client.Ptr(rcv.url + "/hook"),
-			Events: []string{"scan_completed"}, Secret: client.Ptr("bench-secret"),
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 
-	// ~1 KiB of data per event, like the ceiling's bodies.
-	pad := strings.Repeat("x", 800)
-	sent := make([]time.Time, o.Events)
-	var next atomic.Int64
-	var pubErr atomic.Value
-	var limiter <-chan time.Time
-	if o.Rate > 0 {
-		per := time.Second * time.Duration(o.Batch) / time.Duration(o.Rate)
-		t := time.NewTicker(max(per, time.Microsecond))
-		defer t.Stop()
-		limiter = t.C
-	}
 	fmt.Fprintf(progress, "publishing %d events (%d webhooks each, batches of %d, %d publishers)…\n", o.Events, o.Webhooks, o.Batch, o.Publishers)
-	pubStart := time.Now()
-	var wg sync.WaitGroup
-	for p := range o.Publishers {
-		pub := client.New(nodes[p%len(nodes)].base, admin)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if limiter != nil {
-					<-limiter
-				}
-				first := int(next.Add(int64(o.Batch))) - o.Batch
-				if first >= o.Events || ctx.Err() != nil {
-					return
-				}
-				last := min(first+o.Batch, o.Events)
-				batch := make([]client.EventInput, 0, last-first)
-				for i := first; i < last; i++ {
-					batch = append(batch, client.EventInput{ID: "bench-" + strconv.Itoa(i), OrganizationID: org.ID, Type: "scan_completed",
-						Data: map[string]any{"scan_id": "scn_" + strconv.Itoa(i), "target": "bench.example", "completed_at": "2026-11-26T10:00:00Z", "pad": pad}})
-				}
-				now := time.Now()
-				for i := first; i < last; i++ {
-					sent[i] = now
-				}
-				var err error
-				if o.Batch == 1 {
-					_, _, err = pub.Publish(ctx, batch[0])
-				} else {
-					_, err = pub.PublishBatch(ctx, batch)
-				}
-				if err != nil {
-					pubErr.Store(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	pubDur := time.Since(pubStart)
-	if err, ok := pubErr.Load().(error); ok {
-		return nil, fmt.Errorf("publishing: %v", err)
+	pub, err := h.publish(ctx, o, orgID, o.Events, nil)
+	if err != nil {
+		return nil, err
 	}
 
 	expected := o.Events * o.Webhooks
-	deadline := time.Now().Add(o.Timeout)
-	lastReport := time.Now()
-	for rcv.count.Load() < int64(expected) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-		if time.Since(lastReport) > 2*time.Second {
-			fmt.Fprintf(progress, "  %d of %d deliveries arrived\n", rcv.count.Load(), expected)
-			lastReport = time.Now()
-		}
-	}
+	rcv.waitFor(ctx, expected, o.Timeout, progress)
 
 	rep := &benchReport{
+		Mode:   "throughput",
 		Events: o.Events, WebhooksPerEvent: o.Webhooks, Batch: o.Batch, Publishers: o.Publishers, Nodes: o.Nodes,
-		Store: strings.SplitN(database, ":", 2)[0], CeilingPerSec: ceiling, Expected: expected,
+		Store: h.store(), CeilingPerSec: ceiling, Expected: expected,
 		ReceiverFailRate: o.FailRate, ReceiverDelayMs: float64(o.ReceiverDelay) / 1e6, RateLimitPerSec: o.Rate,
-		PublishSeconds: pubDur.Seconds(), IngestPerSec: float64(o.Events) / pubDur.Seconds(),
-		HookdCommandShown: "hookd " + strings.Join(serveArgs, " "),
-	}
-	for _, n := range nodes {
-		rep.PeakRSSMB = max(rep.PeakRSSMB, peakRSSMB(n.cmd.Process.Pid))
+		PublishSeconds: pub.dur.Seconds(), IngestPerSec: float64(o.Events) / pub.dur.Seconds(),
+		HookdCommandShown: h.command(), PeakRSSMB: h.peakRSSMB(),
 	}
 
+	// Latency of each delivery, from just before its event's publish
+	// request to its first arrival; steady keeps those of events published
+	// after the warm-up, when publishing at a fixed rate.
+	warmupEnd := pub.start.Add(o.Warmup)
 	rcv.mu.Lock()
 	lat := make([]time.Duration, 0, len(rcv.arrivals))
+	var steady []time.Duration
 	var lastArrival time.Time
 	for k, at := range rcv.arrivals {
 		n, _ := strconv.Atoi(strings.TrimPrefix(k[:strings.IndexByte(k, '/')], "bench-"))
-		lat = append(lat, at.Sub(sent[n]))
+		lat = append(lat, at.Sub(pub.sent[n]))
+		if o.Rate > 0 && !pub.sent[n].Before(warmupEnd) {
+			steady = append(steady, at.Sub(pub.sent[n]))
+		}
 		if at.After(lastArrival) {
 			lastArrival = at
 		}
@@ -372,15 +350,63 @@ func bench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRepor
 	rcv.mu.Unlock()
 	rep.CompletedInTime = rep.Delivered == expected
 	if len(lat) > 0 {
-		slices.Sort(lat)
-		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
-		rep.LatencyP50Ms, rep.LatencyP99Ms, rep.LatencyMaxMs = q(0.50), q(0.99), float64(lat[len(lat)-1])/1e6
-		e2e := lastArrival.Sub(pubStart)
+		rep.LatencyP50Ms, rep.LatencyP99Ms, rep.LatencyMaxMs = percentilesMs(lat)
+		e2e := lastArrival.Sub(pub.start)
 		rep.EndToEndSeconds = e2e.Seconds()
 		rep.DeliveriesPerSec = float64(rep.Delivered) / e2e.Seconds()
-		rep.CeilingShare = rep.DeliveriesPerSec / ceiling
+		if ceiling > 0 {
+			rep.CeilingShare = rep.DeliveriesPerSec / ceiling
+		}
+	}
+	if o.Rate > 0 {
+		st := &benchSteady{WarmupSeconds: o.Warmup.Seconds(), Deliveries: len(steady)}
+		rep.Steady = st
+		var steadyEvents int
+		var firstSent, lastSent time.Time
+		for _, t := range pub.sent {
+			if t.Before(warmupEnd) {
+				continue
+			}
+			steadyEvents++
+			if firstSent.IsZero() || t.Before(firstSent) {
+				firstSent = t
+			}
+			if t.After(lastSent) {
+				lastSent = t
+			}
+		}
+		if window := lastSent.Sub(firstSent); window > 0 {
+			// Events leave in batches, one batch per tick: between the
+			// first steady batch and the last, all but the last batch's
+			// events were sent.
+			st.PublishedPerSec = float64(steadyEvents-min(o.Batch, steadyEvents)) / window.Seconds()
+		}
+		if len(steady) > 0 {
+			st.LatencyP50Ms, st.LatencyP99Ms, st.LatencyMaxMs = percentilesMs(steady)
+		}
 	}
 	return rep, nil
+}
+
+// percentilesMs sorts d and returns its p50, p99 and maximum in
+// milliseconds.
+func percentilesMs(d []time.Duration) (p50, p99, maxMs float64) {
+	slices.Sort(d)
+	q := func(p float64) float64 { return float64(d[min(len(d)-1, int(p*float64(len(d))))]) / 1e6 }
+	return q(0.50), q(0.99), float64(d[len(d)-1]) / 1e6
+}
+
+// waitFor waits until n distinct deliveries have arrived, or timeout.
+func (r *benchReceiver) waitFor(ctx context.Context, n int, timeout time.Duration, progress io.Writer) {
+	deadline := time.Now().Add(timeout)
+	lastReport := time.Now()
+	for r.count.Load() < int64(n) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond) // arrivals are timed by the receiver, not here
+		if time.Since(lastReport) > 2*time.Second {
+			fmt.Fprintf(progress, "  %d of %d deliveries arrived\n", r.count.Load(), n)
+			lastReport = time.Now()
+		}
+	}
 }
 
 func waitReady(ctx context.Context, base string, d time.Duration) error {
@@ -418,92 +444,30 @@ func peakRSSMB(pid int) float64 {
 func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "\nhookd bench: %d events × %d webhooks, batches of %d, %d publishers, %d node(s), %s store\n\n", r.Events, r.WebhooksPerEvent, r.Batch, r.Publishers, r.Nodes, r.Store)
 	row := func(k, v string) { fmt.Fprintf(w, "  %-36s %s\n", k, v) }
-	row("raw ceiling (plain Go client)", fmt.Sprintf("%.0f requests/s", r.CeilingPerSec))
+	if r.CeilingPerSec > 0 {
+		row("raw ceiling (plain Go client)", fmt.Sprintf("%.0f requests/s", r.CeilingPerSec))
+	}
 	row("ingest (events acknowledged)", fmt.Sprintf("%.0f events/s", r.IngestPerSec))
-	row("end-to-end deliveries", fmt.Sprintf("%.0f deliveries/s (%.0f %% of the ceiling)", r.DeliveriesPerSec, 100*r.CeilingShare))
+	if r.CeilingPerSec > 0 {
+		row("end-to-end deliveries", fmt.Sprintf("%.0f deliveries/s (%.0f %% of the ceiling)", r.DeliveriesPerSec, 100*r.CeilingShare))
+	} else {
+		row("end-to-end deliveries", fmt.Sprintf("%.0f deliveries/s", r.DeliveriesPerSec))
+	}
 	row("publish → arrival p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs))
+	if st := r.Steady; st != nil {
+		row("steady state (after warm-up)", fmt.Sprintf("%.0f events/s published (--rate %d), warm-up %.1f s left out", st.PublishedPerSec, r.RateLimitPerSec, st.WarmupSeconds))
+		row("  publish → arrival p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms over %d deliveries", st.LatencyP50Ms, st.LatencyP99Ms, st.LatencyMaxMs, st.Deliveries))
+		switch {
+		case st.Deliveries == 0:
+			row("WARNING", "nothing was published after --warmup: publish more --events")
+		case st.PublishedPerSec < 0.95*float64(r.RateLimitPerSec):
+			row("WARNING", "publishing fell behind --rate: the steady figures are at a lower rate")
+		}
+	}
 	row("delivered", fmt.Sprintf("%d of %d (%d duplicates)", r.Delivered, r.Expected, r.Duplicates))
 	row("hookd peak RSS (largest node)", fmt.Sprintf("%.1f MB", r.PeakRSSMB))
 	if !r.CompletedInTime {
 		row("WARNING", "not every delivery arrived before --timeout")
 	}
 	fmt.Fprintln(w)
-}
-
-// benchNode is one `hookd serve` process of a bench run.
-type benchNode struct {
-	cmd  *exec.Cmd
-	base string
-	log  bytes.Buffer
-}
-
-func startBenchNode(ctx context.Context, serveArgs []string, database, admin, secretKey string) (*benchNode, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	n := &benchNode{cmd: exec.CommandContext(ctx, self, serveArgs...), base: "http://" + addr}
-	n.cmd.Env = append(os.Environ(),
-		"HOOKD_LISTEN="+addr, "HOOKD_DATABASE="+database, "HOOKD_ADMIN_TOKEN="+admin,
-		"HOOKD_SECRET_KEY="+secretKey, "HOOKD_ALLOW_HTTP=true", "HOOKD_ALLOW_PRIVATE_TARGETS=true",
-		"HOOKD_RETRY_SCHEDULE=500ms,1s,2s", "HOOKD_LOG_LEVEL=error")
-	n.cmd.Stdout, n.cmd.Stderr = &n.log, &n.log
-	if err := n.cmd.Start(); err != nil {
-		return nil, err
-	}
-	if err := waitReady(ctx, n.base, 30*time.Second); err != nil {
-		return n, fmt.Errorf("hookd serve did not start: %v\n%s", err, n.log.String())
-	}
-	return n, nil
-}
-
-// stop ends the node with SIGINT, as an operator would, and kills it if it
-// does not stop within 10 s.
-func (n *benchNode) stop() {
-	n.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { n.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		n.cmd.Process.Kill()
-	}
-}
-
-// freshSchema creates a schema of its own for a bench run on PostgreSQL and
-// returns the URL that uses it and a function that drops it.
-func freshSchema(ctx context.Context, url string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return "", nil, err
-	}
-	defer conn.Close(ctx)
-	schema := "hookd_bench_" + strings.ToLower(randomHex(6))
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, err
-	}
-	drop := func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	}
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "search_path=" + schema, drop, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

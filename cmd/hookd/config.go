@@ -57,6 +57,9 @@ type Config struct {
 	// long; 0 turns a rule off.
 	DisableAfterFailures int
 	DisableAfter         time.Duration
+	// MaxWebhooks is how many webhooks one organization may have: SPEC
+	// §3's 100 unless the operator raises it.
+	MaxWebhooks int
 
 	// Derived by Validate.
 	retry     []time.Duration
@@ -91,6 +94,7 @@ func DefaultConfig() Config {
 		DisableAfter:         hookd.DefaultMaxFailingFor,
 		Retention:            retention.DefaultAge,
 		RetentionInterval:    retention.DefaultInterval,
+		MaxWebhooks:          hookd.MaxWebhooksPerOrganization,
 	}
 }
 
@@ -122,8 +126,14 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DisableAfter, "disable-after", c.DisableAfter, "disable a webhook automatically once its deliveries have failed for this long without a success (0 = never)")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "prune delivered deliveries, attempts and events older than this (0 = keep forever)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often to prune what --retention says is old")
+	fs.IntVar(&c.MaxWebhooks, "max-webhooks-per-organization", c.MaxWebhooks, "webhooks one organization may have")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty")
 }
+
+// maxWebhooksCeiling bounds --max-webhooks-per-organization: one event
+// makes a delivery per webhook in one transaction, so the cap is also the
+// largest fan-out of a single publish.
+const maxWebhooksCeiling = 100000
 
 // envName is a flag's environment twin: --retry-schedule → HOOKD_RETRY_SCHEDULE.
 func envName(flagName string) string {
@@ -241,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PerWebhook < 1 {
 		return fmt.Errorf("--per-webhook-concurrency (HOOKD_PER_WEBHOOK_CONCURRENCY) must be at least 1, got %d", c.PerWebhook)
+	}
+	if c.MaxWebhooks < 1 || c.MaxWebhooks > maxWebhooksCeiling {
+		return fmt.Errorf("--max-webhooks-per-organization (HOOKD_MAX_WEBHOOKS_PER_ORGANIZATION) must be between 1 and %d, got %d", maxWebhooksCeiling, c.MaxWebhooks)
 	}
 	if c.RateBurst < 0 || c.AdminRateBurst < 0 {
 		return fmt.Errorf("--rate-burst and --admin-rate-burst (HOOKD_RATE_BURST, HOOKD_ADMIN_RATE_BURST) must not be negative")

@@ -283,13 +283,15 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (store, er
 	}
 	switch cfg.storeKind {
 	case "sqlite":
-		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey, Synchronous: cfg.SQLiteSync, Health: cfg.health(), Logger: logger})
+		db, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.storePath, Key: cfg.sealKey, Synchronous: cfg.SQLiteSync, Health: cfg.health(), Logger: logger,
+			MaxWebhooksPerOrganization: cfg.MaxWebhooks})
 		if err != nil {
 			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
 		}
 		return db, nil
 	default:
-		db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Database, Key: cfg.sealKey, Logger: logger, Health: cfg.health()})
+		db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Database, Key: cfg.sealKey, Logger: logger, Health: cfg.health(),
+			MaxWebhooksPerOrganization: cfg.MaxWebhooks})
 		if err != nil {
 			return nil, fmt.Errorf("--database (HOOKD_DATABASE): %v", err)
 		}
