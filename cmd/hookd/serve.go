@@ -15,12 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/dispatch"
 	"github.com/hookd-dev/hookd/egress"
 	"github.com/hookd-dev/hookd/postgres"
 	"github.com/hookd-dev/hookd/sqlite"
+	"github.com/hookd-dev/hookd/tracing"
 	"github.com/hookd-dev/hookd/web"
 )
 
@@ -63,6 +66,7 @@ type Main struct {
 	serveErr   chan error
 	pprof      *http.Server
 	stopListen context.CancelFunc
+	tracing    *tracing.Provider // nil when tracing is off
 }
 
 // servePprof serves Go's profiler on its own address, so that profiling is
@@ -114,6 +118,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Traces are configured by OpenTelemetry's own variables, which
+	// collectors and their docs already name, not by hookd flags.
+	tp, err := tracing.Start(ctx, versionString())
+	if err != nil {
+		return err
+	}
+	var tracer trace.TracerProvider // stays nil, not a nil *Provider, when off
+	if tp != nil {
+		m.tracing, tracer = tp, tp
+		otel.SetErrorHandler(tracing.ErrorHandler{Logger: m.logger})
+		m.logger.Info("tracing: exporting spans over OTLP", "endpoint", tp.Endpoint)
+	}
 	store, err := openStore(ctx, cfg, m.logger)
 	if err != nil {
 		return err
@@ -143,6 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 			PerWebhook:  cfg.PerWebhook,
 			Logger:      m.logger,
 			Metrics:     dispatch.NewMetrics(reg),
+			Tracing:     tracer,
 		})
 		m.dispatcher.Start()
 		if l, ok := store.(listener); ok {
@@ -180,6 +197,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Notify:         notify,
 			Metrics:        metrics,
 			Logger:         m.logger,
+			Tracing:        tracer,
 		})
 	} else {
 		handler = serviceHandler(store, metrics)
@@ -247,6 +265,10 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.pprof != nil {
 		m.pprof.Close()
+	}
+	// After the dispatcher: the last attempts' spans are flushed too.
+	if err := m.tracing.Shutdown(ctx); err != nil {
+		m.logger.Warn("tracing: flushing spans at exit failed", "err", err)
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
