@@ -20,6 +20,12 @@ type Event struct {
 	// Deliveries is how many deliveries the event created when it was first
 	// published. Filled by the store.
 	Deliveries int
+
+	// TraceParent is the W3C traceparent of the span that published the
+	// event, "" when tracing is off. Stores keep it and hand it back in
+	// claimed Jobs, so that delivery attempts join the publisher's trace.
+	// It is never sent to receivers.
+	TraceParent string
 }
 
 // Limits of SPEC §3.

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/egress"
 	"github.com/hookd-dev/hookd/signature"
@@ -60,6 +62,9 @@ type Config struct {
 	ClaimInterval time.Duration // default 2ms
 	Logger        *slog.Logger
 	Metrics       *Metrics // may be nil
+	// Tracing, when not nil, makes a span of every attempt (see package
+	// tracing). nil costs nothing.
+	Tracing trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -106,17 +111,22 @@ type Dispatcher struct {
 	wrote     chan struct{}  // closed when the completer has written everything
 	inflight  sync.WaitGroup // running attempts; Add only from the claim loop
 	aborted   sync.Map       // lease → true for jobs handed back on abort
+	tracer    trace.Tracer   // nil when tracing is off
 }
 
 // New returns a Dispatcher; nothing runs before Start.
 func New(cfg Config) *Dispatcher {
 	cfg.setDefaults()
-	return &Dispatcher{
+	d := &Dispatcher{
 		cfg:    cfg,
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}, cfg.Workers),
 		result: make(chan *hookd.AttemptResult, cfg.Workers),
 	}
+	if cfg.Tracing != nil {
+		d.tracer = cfg.Tracing.Tracer("github.com/hookd-dev/hookd/dispatch")
+	}
+	return d
 }
 
 // Notify tells the dispatcher that new deliveries are due, so it claims them
@@ -258,16 +268,27 @@ func (d *Dispatcher) attempt(j *hookd.Job) {
 	if j.Secret != "" {
 		header[hookd.HeaderSignature] = []string{signature.Sign(j.Secret, body)}
 	}
+	var span trace.Span
+	if d.tracer != nil {
+		ctx, span = d.startAttempt(ctx, j)
+	}
 	started := time.Now()
 	res := d.cfg.Sender.Post(ctx, j.URL, header, body)
 	if d.attempts.Err() != nil && res.Err != nil {
 		// Shutting down past the grace period: this attempt was cut short by
 		// us, not by the receiver. Hand the delivery back unrecorded.
+		if span != nil {
+			span.End()
+		}
 		d.aborted.Store(j.Lease, true)
 		d.result <- &hookd.AttemptResult{Job: j}
 		return
 	}
-	d.result <- d.judge(j, started, res)
+	r := d.judge(j, started, res)
+	if span != nil {
+		endAttempt(span, r)
+	}
+	d.result <- r
 }
 
 // judge turns an HTTP outcome into the attempt log entry and the

@@ -33,7 +33,7 @@ const leaseReturning = `
 	  AND w.id = d.webhook_id AND e.seq = d.event_seq
 	RETURNING d.next_attempt_at, d.id, d.webhook_id, d.attempts, d.round_start, d.lease_token,
 		w.url, w.secret_sealed,
-		e.seq, e.id, e.organization_id, e.type, e.created_at, e.data, e.deliveries`
+		e.seq, e.id, e.organization_id, e.type, e.created_at, e.data, e.deliveries, coalesce(e.trace_parent, '')`
 
 // claimAnyQuery claims without a per-webhook cap: the $3 oldest due rows
 // that no other transaction has locked. The lock is NO KEY UPDATE, the
@@ -319,7 +319,7 @@ func (c *claim) scan(rows pgx.Rows) error {
 		)
 		if err := rows.Scan(&due, &j.DeliveryID, &j.WebhookID, &attempts, &j.RoundStart, &j.Lease,
 			&j.URL, &sealed,
-			&eventSeq, &e.ID, &e.OrganizationID, &e.Type, &e.CreatedAt, &data, &e.Deliveries); err != nil {
+			&eventSeq, &e.ID, &e.OrganizationID, &e.Type, &e.CreatedAt, &data, &e.Deliveries, &e.TraceParent); err != nil {
 			return err
 		}
 		j.Attempt = attempts + 1

@@ -82,7 +82,7 @@ func newBatch(in []*hookd.Event, created time.Time) *batch {
 	byKey := map[eventKey]*batchEvent{}
 	orgs, types := map[string]bool{}, map[string]bool{}
 	for i, e := range in {
-		be := &batchEvent{Event: hookd.Event{ID: e.ID, Type: e.Type, OrganizationID: e.OrganizationID, CreatedAt: created, Data: e.Data}}
+		be := &batchEvent{Event: hookd.Event{ID: e.ID, Type: e.Type, OrganizationID: e.OrganizationID, CreatedAt: created, Data: e.Data, TraceParent: e.TraceParent}}
 		if be.ID == "" {
 			be.ID = hookd.NewID(hookd.PrefixEvent)
 		}
@@ -121,17 +121,19 @@ func newBatch(in []*hookd.Event, created time.Time) *batch {
 func (b *batch) insertEvents(ctx context.Context, tx pgx.Tx) error {
 	n := len(b.fresh)
 	ids, orgs, types, data, counts := make([]string, n), make([]string, n), make([]string, n), make([][]byte, n), make([]int32, n)
+	parents := make([]string, n)
 	for i, e := range b.fresh {
 		ids[i], orgs[i], types[i], data[i], counts[i] = e.ID, e.OrganizationID, e.Type, e.Data, int32(e.Deliveries)
+		parents[i] = e.TraceParent
 	}
 	rows, _ := tx.Query(ctx, `
-		INSERT INTO events (id, organization_id, type, created_at, data, deliveries)
-		SELECT id, org, type, $6, data, n
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int[]) WITH ORDINALITY AS e (id, org, type, data, n, i)
+		INSERT INTO events (id, organization_id, type, created_at, data, deliveries, trace_parent)
+		SELECT id, org, type, $6, data, n, NULLIF(tp, '')
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int[], $7::text[]) WITH ORDINALITY AS e (id, org, type, data, n, tp, i)
 		ORDER BY i
 		ON CONFLICT (organization_id, id) DO NOTHING
 		RETURNING seq, organization_id, id`,
-		ids, orgs, types, data, counts, b.fresh[0].CreatedAt)
+		ids, orgs, types, data, counts, b.fresh[0].CreatedAt, parents)
 	byKey := make(map[eventKey]*batchEvent, n)
 	for _, e := range b.fresh {
 		byKey[eventKey{e.OrganizationID, e.ID}] = e

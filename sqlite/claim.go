@@ -94,7 +94,7 @@ const (
 		WHERE seq IN (SELECT value FROM json_each(?3))
 		RETURNING seq, lease_token, id, webhook_id, event_seq, attempts, round_start`
 	targetsQuery   = `SELECT id, url, secret_sealed FROM webhooks WHERE id IN (SELECT value FROM json_each(?))`
-	jobEventsQuery = `SELECT seq, id, organization_id, type, created_at, data, deliveries FROM events WHERE seq IN (SELECT value FROM json_each(?))`
+	jobEventsQuery = `SELECT seq, id, organization_id, type, created_at, data, deliveries, coalesce(trace_parent, '') FROM events WHERE seq IN (SELECT value FROM json_each(?))`
 )
 
 // lease sets a fresh lease on each picked delivery and builds its Job. It
@@ -160,7 +160,7 @@ func (db *DB) lease(ctx context.Context, tx *sql.Tx, picked []int64, until time.
 			var e hookd.Event
 			var created int64
 			var data []byte
-			if err := rows.Scan(&seq, &e.ID, &e.OrganizationID, &e.Type, &created, &data, &e.Deliveries); err != nil {
+			if err := rows.Scan(&seq, &e.ID, &e.OrganizationID, &e.Type, &created, &data, &e.Deliveries, &e.TraceParent); err != nil {
 				return err
 			}
 			e.CreatedAt, e.Data = fromMillis(created), data

@@ -54,7 +54,7 @@ func (db *DB) PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd
 // new events: only a repeated id costs the extra lookup.
 const (
 	insertEventQuery = `
-		INSERT INTO events (id, organization_id, type, created_at, data, deliveries) VALUES (?, ?, ?, ?, ?, ?)
+		INSERT INTO events (id, organization_id, type, created_at, data, deliveries, trace_parent) VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, ''))
 		ON CONFLICT (organization_id, id) DO NOTHING
 		RETURNING seq`
 	findEventQuery = `
@@ -143,7 +143,7 @@ func (p *publisher) publish(ctx context.Context, in *hookd.Event, created time.T
 	if err != nil {
 		return hookd.PublishResult{}, err
 	}
-	e := &hookd.Event{ID: in.ID, Type: in.Type, OrganizationID: in.OrganizationID, CreatedAt: created, Data: in.Data}
+	e := &hookd.Event{ID: in.ID, Type: in.Type, OrganizationID: in.OrganizationID, CreatedAt: created, Data: in.Data, TraceParent: in.TraceParent}
 	if e.ID == "" {
 		e.ID = hookd.NewID(hookd.PrefixEvent)
 	}
@@ -154,7 +154,7 @@ func (p *publisher) publish(ctx context.Context, in *hookd.Event, created time.T
 	e.Deliveries = len(targets)
 
 	var seq int64
-	err = p.insertEvent.QueryRowContext(ctx, e.ID, e.OrganizationID, e.Type, millis(created), []byte(e.Data), e.Deliveries).Scan(&seq)
+	err = p.insertEvent.QueryRowContext(ctx, e.ID, e.OrganizationID, e.Type, millis(created), []byte(e.Data), e.Deliveries, e.TraceParent).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) { // published before: answer with the first one
 		first, err := scanEvent(p.findEvent.QueryRowContext(ctx, e.OrganizationID, e.ID))
 		return hookd.PublishResult{Event: first, Created: false}, err

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -53,6 +54,26 @@ func testClaim(t *testing.T, open func(t *testing.T) Store) {
 		h.publish(event(o.ID, hookd.EventScanCompleted))
 		if j := h.claim(time.Now(), 1, 1)[0]; j.Secret != "" {
 			t.Fatalf("Secret = %q, want none", j.Secret)
+		}
+	})
+	t.Run("TraceParent", func(t *testing.T) {
+		// The publisher's trace context travels with the event to the
+		// attempt, which may run in another process; without one, none.
+		h := setup(t, open)
+		o := h.org("")
+		h.webhook(o.ID)
+		const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		traced := event(o.ID, hookd.EventScanCompleted)
+		traced.TraceParent = tp
+		h.publish(traced)
+		h.publish(event(o.ID, hookd.EventScanStarted))
+		got := map[string]string{}
+		for _, j := range h.claim(time.Now(), 10, 10) {
+			got[j.Event.Type] = j.Event.TraceParent
+		}
+		want := map[string]string{hookd.EventScanCompleted: tp, hookd.EventScanStarted: ""}
+		if !maps.Equal(got, want) {
+			t.Fatalf("TraceParent by event type = %v, want %v", got, want)
 		}
 	})
 	t.Run("DueOnly", func(t *testing.T) {

@@ -101,7 +101,8 @@ type Store interface {
 	// partner's active include_customers webhooks subscribed to it). An
 	// event whose ID was already published for its organization (earlier or
 	// earlier in this batch) creates nothing; its result is the first event
-	// with Created false. Events without ID get a fresh "evt_" id. Results
+	// with Created false. An event's TraceParent is stored with it and
+	// comes back in the Jobs that ClaimDeliveries makes of its deliveries. Events without ID get a fresh "evt_" id. Results
 	// come in the order of events; a created event's result has its ID,
 	// CreatedAt (the time of publishing) and Deliveries set. All or
 	// nothing: ENOTFOUND (field organization_id) when an organization does

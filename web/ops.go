@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/signature"
 )
@@ -186,8 +188,13 @@ func (s *Server) validateEvent(e *hookd.Event) error {
 // publish stores already validated events in one transaction and, when
 // that created deliveries, wakes the dispatcher. ENOTFOUND (field
 // organization_id).
-func (s *Server) publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
-	results, err := s.cfg.Store.PublishEvents(ctx, events)
+func (s *Server) publish(ctx context.Context, events []*hookd.Event) (results []hookd.PublishResult, err error) {
+	if s.tracer != nil {
+		var span trace.Span
+		ctx, span = s.startFanout(ctx, events)
+		defer func() { endFanout(span, results, err) }()
+	}
+	results, err = s.cfg.Store.PublishEvents(ctx, events)
 	if err != nil {
 		return nil, err
 	}

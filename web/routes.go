@@ -83,7 +83,11 @@ func (s *Server) buildMux() *http.ServeMux {
 	}
 	apiRefuse := func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) }
 	for _, rt := range s.routes() {
-		handle(rt.method, rt.path, s.authorize(rt.access, rt.handler), apiRefuse)
+		h := s.authorize(rt.access, rt.handler)
+		if s.tracer != nil {
+			h = s.traced(rt.method+" "+rt.path, h)
+		}
+		handle(rt.method, rt.path, h, apiRefuse)
 	}
 	for _, rt := range s.portalRoutes() {
 		handle(rt.method, rt.path, s.wrap(rt), s.portalMethodNotAllowed)

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd-dev/hookd"
 )
 
@@ -84,6 +86,10 @@ type Config struct {
 	// 0 means DefaultAdminRateLimit (1000/s) and twice that, negative off.
 	AdminRateLimit float64
 	AdminRateBurst int
+
+	// Tracing, when not nil, traces every API request and the fan-out of
+	// published events (see package tracing). nil costs nothing.
+	Tracing trace.TracerProvider
 }
 
 // Server is the HTTP handler of the API, the service endpoints and the
@@ -96,6 +102,7 @@ type Server struct {
 
 	orgLimit   *rateLimiter // per organization API key; nil when off
 	adminLimit *rateLimiter // for the admin token; nil when off
+	tracer     trace.Tracer // nil when tracing is off
 }
 
 // New returns a Server for cfg. It panics when the route table is
@@ -111,6 +118,9 @@ func New(cfg Config) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Tracing != nil {
+		s.tracer = cfg.Tracing.Tracer("github.com/hookd-dev/hookd/web")
 	}
 	p, err := s.newPortal(portalFiles)
 	if err != nil {

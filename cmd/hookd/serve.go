@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookd-dev/hookd"
 	"github.com/hookd-dev/hookd/dispatch"
@@ -22,6 +24,7 @@ import (
 	"github.com/hookd-dev/hookd/postgres"
 	"github.com/hookd-dev/hookd/retention"
 	"github.com/hookd-dev/hookd/sqlite"
+	"github.com/hookd-dev/hookd/tracing"
 	"github.com/hookd-dev/hookd/web"
 )
 
@@ -66,6 +69,7 @@ type Main struct {
 	stopListen context.CancelFunc
 	stopPrune  context.CancelFunc
 	pruneDone  chan struct{}
+	tracing    *tracing.Provider // nil when tracing is off
 }
 
 // servePprof serves Go's profiler on its own address, so that profiling is
@@ -117,6 +121,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Traces are configured by OpenTelemetry's own variables, which
+	// collectors and their docs already name, not by hookd flags.
+	tp, err := tracing.Start(ctx, versionString())
+	if err != nil {
+		return err
+	}
+	var tracer trace.TracerProvider // stays nil, not a nil *Provider, when off
+	if tp != nil {
+		m.tracing, tracer = tp, tp
+		otel.SetErrorHandler(tracing.ErrorHandler{Logger: m.logger})
+		m.logger.Info("tracing: exporting spans over OTLP", "endpoint", tp.Endpoint)
+	}
 	store, err := openStore(ctx, cfg, m.logger)
 	if err != nil {
 		return err
@@ -146,6 +162,7 @@ func (m *Main) Run(ctx context.Context) error {
 			PerWebhook:  cfg.PerWebhook,
 			Logger:      m.logger,
 			Metrics:     dispatch.NewMetrics(reg),
+			Tracing:     tracer,
 		})
 		m.dispatcher.Start()
 		if l, ok := store.(listener); ok {
@@ -186,6 +203,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Notify:         notify,
 			Metrics:        metrics,
 			Logger:         m.logger,
+			Tracing:        tracer,
 		})
 	} else {
 		handler = serviceHandler(store, metrics)
@@ -258,6 +276,10 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.pprof != nil {
 		m.pprof.Close()
+	}
+	// After the dispatcher: the last attempts' spans are flushed too.
+	if err := m.tracing.Shutdown(ctx); err != nil {
+		m.logger.Warn("tracing: flushing spans at exit failed", "err", err)
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
