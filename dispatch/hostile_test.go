@@ -435,7 +435,13 @@ func TestDispatcher_HealthyBesideHangingWebhooks(t *testing.T) {
 // a healthy webhook alone and beside 50 webhooks that never answer (each
 // holding a worker and a growing backlog). Run it with
 //
-//	go test -run '^$' -bench HealthyBesideHanging -benchtime 200x ./dispatch
+//	go test -run '^$' -bench HealthyBesideHanging -benchtime 200x -count 3 ./dispatch
+//
+// p50-ms and p99-ms are publish to arrival. Each event goes to every
+// webhook, so beside 50 hanging ones its publish writes 51 deliveries
+// instead of one: publish-p99-ms is that store write alone, and
+// dispatch-p99-ms is the rest, from the publish's commit to the arrival,
+// which is the dispatcher's share.
 func BenchmarkHealthyBesideHanging(b *testing.B) {
 	for _, n := range []int{0, 50} {
 		name := "Alone"
@@ -445,22 +451,34 @@ func BenchmarkHealthyBesideHanging(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			f, d, _, got := besideHanging(b, n)
 			lat := make([]time.Duration, 0, b.N)
+			pub := make([]time.Duration, 0, b.N)
+			disp := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for range b.N {
 				start := time.Now()
 				f.publishOne(b)
+				committed := time.Now()
 				d.Notify()
 				select {
 				case at := <-got:
 					lat = append(lat, at.Sub(start))
+					pub = append(pub, committed.Sub(start))
+					disp = append(disp, at.Sub(committed))
 				case <-time.After(10 * time.Second):
 					b.Fatal("a healthy delivery took more than 10s")
 				}
 			}
 			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+			b.ReportMetric(percentile(lat, 50), "p50-ms")
+			b.ReportMetric(percentile(lat, 99), "p99-ms")
+			b.ReportMetric(percentile(pub, 99), "publish-p99-ms")
+			b.ReportMetric(percentile(disp, 99), "dispatch-p99-ms")
 		})
 	}
+}
+
+// percentile returns the p-th percentile of ds in milliseconds; it sorts ds.
+func percentile(ds []time.Duration, p int) float64 {
+	slices.Sort(ds)
+	return float64(ds[len(ds)*p/100]) / 1e6
 }
