@@ -381,8 +381,9 @@ func arrivals(tb testing.TB) (string, <-chan time.Time) {
 
 // besideHanging sets up one healthy webhook beside n hanging ones, each
 // with one delivery in flight, and returns the healthy receiver's arrivals
-// once all n hold a worker. The dispatcher has room for all of them: the
-// per-webhook cap is what keeps the hanging ones from taking more.
+// once all n hold a worker. The dispatcher has room for all of them
+// beside its reserve: the per-webhook cap is what keeps the hanging ones
+// from taking more.
 func besideHanging(tb testing.TB, n int) (*fixture, *dispatch.Dispatcher, *hangingReceiver, <-chan time.Time) {
 	tb.Helper()
 	f := openFixture(tb)
@@ -393,7 +394,7 @@ func besideHanging(tb testing.TB, n int) (*fixture, *dispatch.Dispatcher, *hangi
 		f.addWebhook(tb, hang.URL+"/"+strconv.Itoa(i))
 	}
 	// Long enough that the hanging attempts outlive the measurement.
-	d := f.run(tb, dispatch.Config{Workers: n + 14, PerWebhook: 1, Timeout: time.Minute})
+	d := f.run(tb, dispatch.Config{Workers: n + 14, Reserved: 7, PerWebhook: 1, Timeout: time.Minute})
 	f.publishOne(tb)
 	d.Notify()
 	hang.waitHeld(tb, int64(n))
