@@ -201,6 +201,8 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		short     bool      // the last claim took less than it asked for
 		pending   = true    // a claim may find work
 		notBefore time.Time // and should not run before then
+		forFreed  bool      // pending only because workers came free
+		lastFreed bool      // the last claim was made for that alone
 	)
 	// finish takes back the worker of a recorded attempt. A claim may then
 	// find more only if the last one was not short, or the webhook was at
@@ -210,11 +212,14 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		more := !short || l.atCap(f.webhookID)
 		l.finish(f.webhookID, f.slow, time.Now())
 		if more && !pending {
-			pending, notBefore = true, time.Time{}
-			if short {
+			pending, notBefore, forFreed = true, time.Time{}, true
+			if short && lastFreed {
 				// Claiming again for every single freed worker would cost
 				// one store transaction per attempt; let a few results
 				// gather first. A notification of new work cuts this short.
+				// The first freed worker after a claim for new work claims
+				// at once: that claim may have found its webhook at the cap
+				// only because this attempt's result was not yet recorded.
 				notBefore = lastClaim.Add(d.cfg.ClaimInterval)
 			}
 		}
@@ -260,7 +265,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			// A claim whose jobs had to be handed back would return them
 			// again: wait for a worker to come free instead.
 			lastClaim, short = time.Now(), len(jobs) < want || len(refused) > 0
-			pending = !short
+			lastFreed, pending, forFreed = forFreed, !short, false
 		}
 
 		wait := d.cfg.Poll
@@ -279,10 +284,13 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-			pending, notBefore = true, time.Time{}
+			pending, notBefore, forFreed = true, time.Time{}, false
 		case f := <-d.done:
 			finish(f)
 		case <-timer.C:
+			if !pending {
+				forFreed = false
+			}
 			pending = true
 		}
 		if !timer.Stop() {
