@@ -142,3 +142,36 @@ func TestDispatcher_StopHandsBackHeld(t *testing.T) {
 		}
 	}
 }
+
+// A held delivery starts only while its lease outlasts the attempt, and is
+// handed back and claimed again when it no longer would: with a lease of
+// Timeout + 200 ms, held deliveries of a webhook whose one attempt hangs
+// for the whole timeout go back and forth, yet each delivery is attempted
+// exactly once, one at a time, and none is attempted twice at once.
+func TestDispatcher_HeldDeliveriesNeverOutliveTheirLease(t *testing.T) {
+	const events, timeout = 3, 300 * time.Millisecond
+	f := openFixture(t)
+	var inflight, peak atomic.Int32
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-r.Context().Done() // hangs until hookd gives up
+	})
+	w := f.addWebhook(t, rc.URL)
+	for range events {
+		f.publishOne(t)
+	}
+	f.run(t, dispatch.Config{Timeout: timeout, LeaseMargin: 200 * time.Millisecond})
+
+	failed := f.waitStatus(t, w, hookd.DeliveryFailed, events)
+	for _, dl := range failed {
+		if full := f.find(t, w, dl.ID); len(full.AttemptLog) != 1 {
+			t.Errorf("delivery %s was attempted %d times, want once", dl.ID, len(full.AttemptLog))
+		}
+	}
+	if p := peak.Load(); p != 1 {
+		t.Errorf("%d attempts in flight at once to a webhook that never answered, want 1", p)
+	}
+}
