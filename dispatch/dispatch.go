@@ -189,6 +189,7 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 type finished struct {
 	webhookID string
 	slow      bool
+	retryAt   time.Time // when the delivery is due again, if it is
 }
 
 func (d *Dispatcher) claimLoop(ctx context.Context) {
@@ -203,6 +204,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		notBefore time.Time // and should not run before then
 		forFreed  bool      // pending only because workers came free
 		lastFreed bool      // the last claim was made for that alone
+		nextDue   time.Time // when the next delivery falls due; zero: none known
 	)
 	// finish takes back the worker of a recorded attempt. A claim may then
 	// find more only if the last one was not short, or the webhook was at
@@ -211,6 +213,9 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	finish := func(f finished) {
 		more := !short || l.atCap(f.webhookID)
 		l.finish(f.webhookID, f.slow, time.Now())
+		if !f.retryAt.IsZero() && (nextDue.IsZero() || f.retryAt.Before(nextDue)) {
+			nextDue = f.retryAt
+		}
 		if more && !pending {
 			pending, notBefore, forFreed = true, time.Time{}, true
 			if short && lastFreed {
@@ -266,6 +271,15 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			// again: wait for a worker to come free instead.
 			lastClaim, short = time.Now(), len(jobs) < want || len(refused) > 0
 			lastFreed, pending, forFreed = forFreed, !short, false
+			nextDue = time.Time{}
+			if short {
+				// Asked once per claim: until the next one, only this
+				// process's retries (finished.retryAt) make work due
+				// sooner, or else a notification or the poll.
+				if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok {
+					nextDue = at
+				}
+			}
 		}
 
 		wait := d.cfg.Poll
@@ -275,8 +289,8 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			// Sleep until the next delivery falls due. One already due that
 			// the claim left behind belongs to a webhook at its cap: a
 			// finishing attempt wakes the loop for it, so do not spin.
-			if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok && at.After(time.Now()) {
-				wait = min(wait, time.Until(at))
+			if nextDue.After(time.Now()) {
+				wait = min(wait, time.Until(nextDue))
 			}
 		}
 		timer.Reset(wait)
@@ -416,7 +430,11 @@ func (d *Dispatcher) completer() {
 		}
 		d.commit(group, release)
 		for _, r := range group {
-			d.finished(finished{webhookID: r.Job.WebhookID, slow: slowAttempt(r.Attempt.Duration, d.cfg.Timeout)})
+			f := finished{webhookID: r.Job.WebhookID, slow: slowAttempt(r.Attempt.Duration, d.cfg.Timeout)}
+			if r.Status == hookd.DeliveryPending {
+				f.retryAt = r.NextAttemptAt
+			}
+			d.finished(f)
 		}
 		for _, j := range release {
 			d.finished(finished{webhookID: j.WebhookID})
