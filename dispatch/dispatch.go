@@ -205,6 +205,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		forFreed  bool      // pending only because workers came free
 		lastFreed bool      // the last claim was made for that alone
 		nextDue   time.Time // when the next delivery falls due; zero: none known
+		polled    bool      // the pending claim is the poll's
 	)
 	// finish takes back the worker of a recorded attempt. A claim may then
 	// find more only if the last one was not short, or the webhook was at
@@ -271,15 +272,21 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			// again: wait for a worker to come free instead.
 			lastClaim, short = time.Now(), len(jobs) < want || len(refused) > 0
 			lastFreed, pending, forFreed = forFreed, !short, false
-			nextDue = time.Time{}
-			if short {
-				// Asked once per claim: until the next one, only this
-				// process's retries (finished.retryAt) make work due
-				// sooner, or else a notification or the poll.
+			// Asked at most once per claim: until the next one, only this
+			// process's retries (finished.retryAt) make work due sooner,
+			// or else a notification or the poll. Not asked either while
+			// work is known to be due already (left behind at a cap): the
+			// answer would be the same, and this read on the loop's path
+			// delayed the claim for the next notification by up to 15 ms
+			// beside 50 hanging webhooks. The poll's claims ask again,
+			// so a time that has become stale is corrected within a poll.
+			if short && (polled || nextDue.IsZero() || !nextDue.Before(lastClaim)) {
+				nextDue = time.Time{}
 				if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok {
 					nextDue = at
 				}
 			}
+			polled = false
 		}
 
 		wait := d.cfg.Poll
@@ -303,7 +310,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			finish(f)
 		case <-timer.C:
 			if !pending {
-				forFreed = false
+				forFreed, polled = false, true
 			}
 			pending = true
 		}
