@@ -180,7 +180,7 @@ func TestDeploy(t *testing.T) {
 				continue
 			}
 			want := flagDefault(t, help, name)
-			if want == "" && (s.value == "false" || s.value == "") {
+			if want == "" && (s.value == "false" || s.value == "" || s.value == "0") {
 				continue // flag prints no default for a zero value
 			}
 			if s.value != want {

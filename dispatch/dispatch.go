@@ -51,8 +51,20 @@ type Config struct {
 	Workers int // default 256
 	// PerWebhook caps the attempts in flight to any one webhook, across
 	// every dispatcher sharing the store, so that one slow endpoint can take
-	// at most its share of the workers.
+	// at most its share of the workers. Within it, each webhook's attempts
+	// in this process start at one at a time and grow with prompt answers
+	// (see limit.go).
 	PerWebhook int // default 16
+	// Reserved is how many workers are kept for webhooks whose last attempt
+	// answered promptly: the others — webhooks whose last attempt was slow
+	// (took half the timeout or more) and webhooks not heard from yet —
+	// share at most Workers − Reserved workers, however many of them hang.
+	// At most Workers − 1; negative means none.
+	Reserved int // default Workers/4
+	// MaxHeld bounds the claimed deliveries this process holds, leased,
+	// while their webhook has no room (see limit.go); it bounds the memory
+	// they take, at most MaxHeld events.
+	MaxHeld int // default 4 × Workers
 	// Poll is the longest the dispatcher sleeps without looking at the
 	// store, as a safety net for work it was not told about.
 	Poll time.Duration // default 1s
@@ -80,6 +92,16 @@ func (c *Config) setDefaults() {
 	if c.PerWebhook <= 0 {
 		c.PerWebhook = 16
 	}
+	switch {
+	case c.Reserved == 0:
+		c.Reserved = c.Workers / 4
+	case c.Reserved < 0:
+		c.Reserved = 0
+	}
+	c.Reserved = min(c.Reserved, c.Workers-1) // or nothing could start a new webhook
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = 4 * c.Workers
+	}
 	if c.Poll <= 0 {
 		c.Poll = time.Second
 	}
@@ -100,8 +122,9 @@ const claimBatch = 200
 type Dispatcher struct {
 	cfg    Config
 	wake   chan struct{}
-	done   chan struct{} // one token per finished attempt result committed
+	done   chan finished // one per attempt result committed
 	result chan *hookd.AttemptResult
+	limits *limiter // the claim loop's alone
 
 	stopOnce  sync.Once
 	stopClaim context.CancelFunc // stops the claim loop
@@ -120,8 +143,9 @@ func New(cfg Config) *Dispatcher {
 	d := &Dispatcher{
 		cfg:    cfg,
 		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}, cfg.Workers),
+		done:   make(chan finished, cfg.Workers),
 		result: make(chan *hookd.AttemptResult, cfg.Workers),
+		limits: newLimiter(&cfg),
 	}
 	if cfg.Tracing != nil {
 		d.tracer = cfg.Tracing.Tracer("github.com/hookd-dev/hookd/dispatch")
@@ -170,57 +194,135 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 	})
 }
 
+// finished is what the completer tells the claim loop of an attempt whose
+// result is recorded: its worker is free, and whether it was slow.
+type finished struct {
+	webhookID string
+	slow      bool
+	retryAt   time.Time // when the delivery is due again, if it is
+}
+
 func (d *Dispatcher) claimLoop(ctx context.Context) {
-	free := d.cfg.Workers
+	l := d.limits
+	defer func() { d.handBack(l.drain()) }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var lastClaim time.Time
-	short := false // the last claim took less than it asked for
+	var (
+		lastClaim time.Time
+		short     bool      // the last claim took less than it asked for
+		pending   = true    // a claim may find work
+		notBefore time.Time // and should not run before then
+		forFreed  bool      // pending only because workers came free
+		lastFreed bool      // the last claim was made for that alone
+		nextDue   time.Time // when the next delivery falls due; zero: none known
+		polled    bool      // the pending claim is the poll's
+	)
+	// finish takes back the worker of a recorded attempt. A claim may then
+	// find more only if the last one was not short, or the webhook was at
+	// its cap; otherwise the freed worker changes nothing the store would
+	// answer, and a claim would be one more write for nothing.
+	finish := func(f finished) {
+		more := !short || l.atCap(f.webhookID)
+		l.finish(f.webhookID, f.slow, time.Now())
+		if !f.retryAt.IsZero() && (nextDue.IsZero() || f.retryAt.Before(nextDue)) {
+			nextDue = f.retryAt
+		}
+		if more && !pending {
+			pending, notBefore, forFreed = true, time.Time{}, true
+			if short && lastFreed {
+				// Claiming again for every single freed worker would cost
+				// one store transaction per attempt; let a few results
+				// gather first. A notification of new work cuts this short.
+				// The first freed worker after a claim for new work claims
+				// at once: that claim may have found its webhook at the cap
+				// only because this attempt's result was not yet recorded.
+				notBefore = lastClaim.Add(d.cfg.ClaimInterval)
+			}
+		}
+	}
 	for {
-		// Take back the slots of attempts recorded since the last turn.
 		for drained := false; !drained; {
 			select {
-			case <-d.done:
-				free++
+			case f := <-d.done:
+				finish(f)
 			default:
 				drained = true
 			}
 		}
-		if free > 0 {
-			want := min(free, claimBatch)
-			jobs, err := d.claim(ctx, want)
+		now := time.Now()
+		start, back := l.pump(now)
+		d.handBack(back)
+		for _, j := range start {
+			d.start(j)
+		}
+		l.forget(now)
+
+		if room := l.room(); pending && room > 0 && !now.Before(notBefore) {
+			want, perWebhook := min(room, claimBatch), d.cfg.PerWebhook
+			if l.held+want > l.maxHeld {
+				// The hold may overflow: take only webhooks with nothing
+				// in flight, which passes over every held backlog.
+				perWebhook = 1
+			}
+			jobs, err := d.claim(ctx, want, perWebhook)
 			if err != nil && ctx.Err() == nil {
 				d.cfg.Logger.Error("claiming deliveries", "err", err)
 			}
+			var refused []*hookd.Job
 			for _, j := range jobs {
-				free--
-				d.inflight.Add(1)
-				go d.attempt(j)
+				switch run, refuse := l.admit(j, now); {
+				case run:
+					d.start(j)
+				case refuse:
+					refused = append(refused, j)
+				}
 			}
-			lastClaim, short = time.Now(), len(jobs) < want
+			d.handBack(refused)
+			// A claim whose jobs had to be handed back would return them
+			// again: wait for a worker to come free instead.
+			lastClaim, short = time.Now(), len(jobs) < want || len(refused) > 0
+			lastFreed, pending, forFreed = forFreed, !short, false
+			// Asked at most once per claim: until the next one, only this
+			// process's retries (finished.retryAt) make work due sooner,
+			// or else a notification or the poll. Not asked either while
+			// work is known to be due already (left behind at a cap): the
+			// answer would be the same, and this read on the loop's path
+			// delayed the claim for the next notification by up to 15 ms
+			// beside 50 hanging webhooks. The poll's claims ask again,
+			// so a time that has become stale is corrected within a poll.
+			if short && (polled || nextDue.IsZero() || !nextDue.Before(lastClaim)) {
+				nextDue = time.Time{}
+				if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok {
+					nextDue = at
+				}
+			}
+			polled = false
 		}
+
 		wait := d.cfg.Poll
-		if !short && free > 0 {
-			wait = 0 // more may be due right now
-		} else if free > 0 {
+		if room := l.room(); room > 0 && pending {
+			wait = max(time.Until(notBefore), 0)
+		} else if room > 0 {
 			// Sleep until the next delivery falls due. One already due that
 			// the claim left behind belongs to a webhook at its cap: a
 			// finishing attempt wakes the loop for it, so do not spin.
-			if at, ok, err := d.cfg.Store.NextDue(ctx); err == nil && ok && at.After(time.Now()) {
-				wait = min(wait, time.Until(at))
+			if nextDue.After(time.Now()) {
+				wait = min(wait, time.Until(nextDue))
 			}
 		}
 		timer.Reset(wait)
-		freed := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-			short = false
-		case <-d.done:
-			free++
-			freed = true
+			pending, notBefore, forFreed = true, time.Time{}, false
+		case f := <-d.done:
+			finish(f)
 		case <-timer.C:
+			if !pending {
+				forFreed, polled = false, true
+			}
+			pending = true
 		}
 		if !timer.Stop() {
 			select {
@@ -228,46 +330,43 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			default:
 			}
 		}
-		if freed && short {
-			// Only a slot came free, and the last claim found no more work
-			// than it took. Claiming again for every single slot would cost
-			// one store transaction per attempt; let a few results gather
-			// first. A notification of new work cuts the pause short.
-			if pause := time.Until(lastClaim.Add(d.cfg.ClaimInterval)); pause > 0 {
-				timer.Reset(pause)
-				select {
-				case <-ctx.Done():
-					return
-				case <-d.wake:
-				case <-timer.C:
-				}
-				if !timer.Stop() {
-					select {
-					case <-timer.C:
-					default:
-					}
-				}
-			}
-		}
 	}
 }
 
-func (d *Dispatcher) claim(ctx context.Context, limit int) ([]*hookd.Job, error) {
+// start runs a job's attempt. Only the claim loop calls it.
+func (d *Dispatcher) start(j *hookd.Job) {
+	d.inflight.Add(1)
+	go d.attempt(j)
+}
+
+// handBack releases jobs that will not be attempted here, so that they are
+// claimed again at once rather than when their leases expire.
+func (d *Dispatcher) handBack(jobs []*hookd.Job) {
+	if len(jobs) == 0 {
+		return
+	}
+	if err := d.cfg.Store.ReleaseJobs(context.Background(), jobs); err != nil {
+		d.cfg.Logger.Warn("handing back deliveries; they will be retried when the leases expire", "count", len(jobs), "err", err)
+	}
+}
+
+func (d *Dispatcher) claim(ctx context.Context, limit, perWebhook int) ([]*hookd.Job, error) {
 	now := time.Now()
-	return d.cfg.Store.ClaimDeliveries(ctx, now, now.Add(d.cfg.Timeout+d.cfg.LeaseMargin), limit, d.cfg.PerWebhook)
+	return d.cfg.Store.ClaimDeliveries(ctx, now, now.Add(d.cfg.Timeout+d.cfg.LeaseMargin), limit, perWebhook)
 }
 
 // attempt makes one HTTP attempt of a job and queues its result.
 func (d *Dispatcher) attempt(j *hookd.Job) {
 	defer d.inflight.Done()
-	ctx, cancel := context.WithTimeout(d.attempts, d.cfg.Timeout)
-	defer cancel()
-
 	body := j.Event.Payload(j.WebhookID)
 	header := hookd.DeliveryHeaders(j.Event.Type, j.DeliveryID, j.WebhookID, j.Attempt)
 	if j.Secret != "" {
 		header[hookd.HeaderSignature] = []string{signature.Sign(j.Secret, body)}
 	}
+	// The timeout runs from here, not before the body was built, so that a
+	// timed-out attempt had the whole of it (and the log says so).
+	ctx, cancel := context.WithTimeout(d.attempts, d.cfg.Timeout)
+	defer cancel()
 	var span trace.Span
 	if d.tracer != nil {
 		ctx, span = d.startAttempt(ctx, j)
@@ -358,12 +457,25 @@ func (d *Dispatcher) completer() {
 			}
 		}
 		d.commit(group, release)
-		for range len(group) + len(release) {
-			select {
-			case d.done <- struct{}{}:
-			default: // the claim loop has stopped
+		for _, r := range group {
+			f := finished{webhookID: r.Job.WebhookID, slow: slowAttempt(r.Attempt.Duration, d.cfg.Timeout)}
+			if r.Status == hookd.DeliveryPending {
+				f.retryAt = r.NextAttemptAt
 			}
+			d.finished(f)
 		}
+		for _, j := range release {
+			d.finished(finished{webhookID: j.WebhookID})
+		}
+	}
+}
+
+// finished gives an attempt's worker back to the claim loop. The channel
+// has room for every worker, so it never blocks while the loop runs.
+func (d *Dispatcher) finished(f finished) {
+	select {
+	case d.done <- f:
+	default: // the claim loop has stopped
 	}
 }
 

@@ -30,13 +30,16 @@ type Config struct {
 	Dev             bool
 	DataDir         string // --dev's directory
 
-	Workers       int
-	PerWebhook    int
-	LeaseMargin   time.Duration
-	ShutdownGrace time.Duration
-	LogFormat     string
-	LogLevel      string
-	Pprof         string // address of the profiling endpoints; "" = off
+	Workers    int
+	PerWebhook int
+	// ReservedWorkers are kept for webhooks that answer promptly, however
+	// many others hang; 0 means a quarter of Workers.
+	ReservedWorkers int
+	LeaseMargin     time.Duration
+	ShutdownGrace   time.Duration
+	LogFormat       string
+	LogLevel        string
+	Pprof           string // address of the profiling endpoints; "" = off
 
 	// Retention is the age past which delivered deliveries, attempts and
 	// events are pruned; 0 keeps everything.
@@ -113,6 +116,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "first-try mode: embedded store in ./hookd-data, http:// and private targets allowed, demo organizations and credentials created and printed")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "attempts in flight at once in this process")
 	fs.IntVar(&c.PerWebhook, "per-webhook-concurrency", c.PerWebhook, "attempts in flight at once to any one webhook")
+	fs.IntVar(&c.ReservedWorkers, "reserved-workers", c.ReservedWorkers, "workers kept for webhooks that answer promptly, whatever the others do (0 = a quarter of --workers)")
 	fs.DurationVar(&c.LeaseMargin, "lease-margin", c.LeaseMargin, "how long past the delivery timeout a dead process's claim holds its deliveries")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "on SIGTERM, how long in-flight attempts may finish before they are handed back")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
@@ -248,6 +252,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 10000 {
 		return fmt.Errorf("--workers (HOOKD_WORKERS) must be between 1 and 10000, got %d", c.Workers)
+	}
+	if c.ReservedWorkers < 0 || c.ReservedWorkers >= c.Workers {
+		return fmt.Errorf("--reserved-workers (HOOKD_RESERVED_WORKERS) must be between 0 (a quarter of --workers) and --workers − 1 (%d), got %d", c.Workers-1, c.ReservedWorkers)
 	}
 	if c.PerWebhook < 1 {
 		return fmt.Errorf("--per-webhook-concurrency (HOOKD_PER_WEBHOOK_CONCURRENCY) must be at least 1, got %d", c.PerWebhook)

@@ -160,6 +160,7 @@ func (m *Main) Run(ctx context.Context) error {
 			LeaseMargin: cfg.LeaseMargin,
 			Workers:     cfg.Workers,
 			PerWebhook:  cfg.PerWebhook,
+			Reserved:    cfg.ReservedWorkers,
 			Logger:      m.logger,
 			Metrics:     dispatch.NewMetrics(reg),
 			Tracing:     tracer,

@@ -45,6 +45,8 @@ func TestServe_ConfigErrors(t *testing.T) {
 		{"ErrEnvDisableAfter", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_DISABLE_AFTER": "1 day"}, "HOOKD_DISABLE_AFTER"},
 		{"ErrMaxWebhooksZero", []string{"--admin-token", token, "--secret-key", key, "--max-webhooks-per-organization", "0"}, nil, "--max-webhooks-per-organization"},
 		{"ErrEnvMaxWebhooks", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_MAX_WEBHOOKS_PER_ORGANIZATION": "lots"}, "HOOKD_MAX_WEBHOOKS_PER_ORGANIZATION"},
+		{"ErrReservedWorkersAll", []string{"--admin-token", token, "--secret-key", key, "--workers", "8", "--reserved-workers", "8"}, nil, "--reserved-workers"},
+		{"ErrEnvReservedWorkersNegative", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_RESERVED_WORKERS": "-1"}, "--reserved-workers"},
 		{"ErrLogFormat", []string{"--admin-token", token, "--secret-key", key, "--log-format", "xml"}, nil, "--log-format"},
 		{"ErrRetentionNegative", []string{"--admin-token", token, "--secret-key", key, "--retention", "-1h"}, nil, "--retention"},
 		{"ErrRetentionInterval", []string{"--admin-token", token, "--secret-key", key}, map[string]string{"HOOKD_RETENTION_INTERVAL": "0s"}, "--retention-interval"},
