@@ -168,6 +168,32 @@ func TestPortalBrowser(t *testing.T) {
 				t.Fatalf("the redelivery is not the same delivery's attempt 2: %v / %v", got[0].Header, got[1].Header)
 			}
 		}},
+		{"DisabledAfterFailuresThenReEnabled", func(t *testing.T) {
+			// The receiver goes down; after 20 failed deliveries in a row
+			// (the default) hookd disables the webhook and says why.
+			rcv.failing.Store(true)
+			for i := range 20 {
+				if res, _ := ts.publish(partner.org.ID, "scan_completed", map[string]any{"id": fmt.Sprintf("evt_down_%d", i)}); res.Status != http.StatusAccepted {
+					t.Fatalf("publish: %d %s", res.Status, res.Body)
+				}
+			}
+			b.follow("Ticketing", http.StatusOK)
+			b.reloadUntil("hookd disabled this webhook")
+			b.wantText("Disabled", "disabled automatically after 20 consecutive failed deliveries; last attempt: HTTP 503", "Re-enable")
+			b.screenshot("webhook-disabled")
+			b.follow("Webhooks", http.StatusOK)
+			b.wantText("Ticketing", "Disabled")
+
+			// It is back: re-enable, and send again what failed meanwhile.
+			rcv.failing.Store(false)
+			before := rcv.count()
+			b.follow("Ticketing", http.StatusOK)
+			b.tick("Also redeliver the deliveries that failed while it was disabled")
+			b.submit("Re-enable", http.StatusOK)
+			b.wantText("Webhook enabled again", "20 failed deliveries are being sent again.", "Active")
+			rcv.wait(t, before+20)
+			b.follow("Webhooks", http.StatusOK)
+		}},
 		{"Deactivate", func(t *testing.T) {
 			b.follow("Ticketing", http.StatusOK)
 			b.submit("Deactivate", http.StatusOK)
@@ -237,10 +263,12 @@ func screenshotDir(t *testing.T) string {
 
 func withNotify(f func()) serverOption { return func(c *Config) { c.Notify = f } }
 
-// receiver is a webhook endpoint that keeps every request.
+// receiver is a webhook endpoint that keeps every request, and answers
+// 503 while failing is set.
 type receiver struct {
-	mu  sync.Mutex
-	got []delivered
+	mu      sync.Mutex
+	got     []delivered
+	failing atomic.Bool
 }
 
 type delivered struct {
@@ -253,7 +281,18 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.got = append(rc.got, delivered{r.Header, body})
 	rc.mu.Unlock()
+	if rc.failing.Load() {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
 	io.WriteString(w, "thanks")
+}
+
+// count returns how many requests arrived so far.
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.got)
 }
 
 // wait returns the first n requests, failing after 10 s.
