@@ -218,6 +218,12 @@ func openWriter(ctx context.Context, path, synchronous string, progress ...func(
 		"_foreign_keys", "1",
 		"_txlock", "immediate",
 		"_pragma", "cache_size(-32000)",
+		// Multi-row statements inside a transaction keep a statement
+		// journal, to undo just the statement should it fail. It is
+		// needed for no recovery after a crash (the WAL is), so it may
+		// live in memory: on disk it cost a pwrite per page, the largest
+		// share of the writer's system calls.
+		"_pragma", "temp_store(MEMORY)",
 	)
 	if err != nil {
 		return nil, nil, 0, err
