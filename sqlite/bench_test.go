@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -61,6 +62,32 @@ func BenchmarkPublish(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			s := b.Elapsed().Seconds()
+			b.ReportMetric(float64(b.N*batch)/s, "events/s")
+			b.ReportMetric(float64(b.N*batch*webhooks)/s, "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkPublishConcurrent publishes batches of 100 events (4 webhooks
+// each) from 4 goroutines at once, as 4 API clients would: concurrent calls
+// share commits (publishGroup).
+func BenchmarkPublishConcurrent(b *testing.B) {
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		b.Run(sync, func(b *testing.B) {
+			const batch, webhooks, publishers = 100, 4, 4
+			db, orgID := benchStore(b, sync, webhooks)
+			ctx := context.Background()
+			b.SetParallelism(publishers / max(1, runtime.GOMAXPROCS(0)))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := db.PublishEvents(ctx, benchBatch(orgID, batch)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 			s := b.Elapsed().Seconds()
 			b.ReportMetric(float64(b.N*batch)/s, "events/s")
 			b.ReportMetric(float64(b.N*batch*webhooks)/s, "deliveries/s")

@@ -20,34 +20,58 @@ import (
 // already published for its organization, earlier or earlier in this
 // batch, creates nothing: its result is the first event, Created false.
 // All or nothing: ENOTFOUND (field organization_id) when an organization
-// does not exist, and nothing is written.
+// does not exist, and nothing is written. When the call returns without
+// an error, the events and their deliveries are committed.
+//
+// Concurrent calls share one transaction (see publishGroup): each call's
+// events stay all or nothing, each call returns only after that
+// transaction committed, and one call's failure does not fail the others.
 func (db *DB) PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	if len(events) == 0 {
 		return []hookd.PublishResult{}, nil
 	}
-	results := make([]hookd.PublishResult, len(events))
-	err := db.write(ctx, "publish events", func(tx *sql.Tx) error {
+	return db.publishing.publish(ctx, db, events)
+}
+
+// publishCalls publishes the events of several PublishEvents calls in one
+// write transaction, each call in a savepoint of its own when there are
+// several, so that a call that fails (an unknown organization) is undone
+// alone. It sets each call's results or error; an error it returns (the
+// transaction failed as a whole) is every call's.
+func (db *DB) publishCalls(ctx context.Context, calls []*publishCall) error {
+	return db.write(ctx, "publish events", func(tx *sql.Tx) error {
 		p, err := db.newPublisher(ctx, tx)
 		if err != nil {
 			return err
 		}
 		created := now()
-		for i, in := range events {
-			if results[i], err = p.publish(ctx, in, created); err != nil {
+		var c counts
+		for _, call := range calls {
+			call.results, call.err = nil, nil
+			if len(calls) == 1 {
+				if err := p.publishAll(ctx, call, created); err != nil {
+					return err
+				}
+				c.add(hookd.DeliveryPending, call.deliveries)
+				break
+			}
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT publish_call`); err != nil {
+				return err
+			}
+			if call.err = p.publishAll(ctx, call, created); call.err != nil {
+				call.results = nil
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO publish_call`); err != nil {
+					return err
+				}
+			} else {
+				c.add(hookd.DeliveryPending, call.deliveries)
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE publish_call`); err != nil {
 				return err
 			}
 		}
-		if err := p.flush(ctx); err != nil {
-			return err
-		}
-		var c counts
-		c.add(hookd.DeliveryPending, p.deliveries)
 		return c.save(ctx, db, tx)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return results, nil
 }
 
 // Statements of publishing. ON CONFLICT makes the duplicate check free for
@@ -136,6 +160,26 @@ type receivers struct {
 type receiver struct {
 	id     string
 	events []string
+}
+
+// publishAll publishes the events of one call, setting its results and
+// the number of deliveries it created.
+func (p *publisher) publishAll(ctx context.Context, call *publishCall, created time.Time) error {
+	results := make([]hookd.PublishResult, len(call.events))
+	before := p.deliveries
+	for i, in := range call.events {
+		var err error
+		if results[i], err = p.publish(ctx, in, created); err != nil {
+			p.pending = p.pending[:0]
+			return err
+		}
+	}
+	// Written now, so that a savepoint of the call holds all of its rows.
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	call.results, call.deliveries = results, p.deliveries-before
+	return nil
 }
 
 func (p *publisher) publish(ctx context.Context, in *hookd.Event, created time.Time) (hookd.PublishResult, error) {

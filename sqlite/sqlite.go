@@ -89,6 +89,9 @@ type DB struct {
 	// kept by the writes for ClaimDeliveries.
 	schedule schedule
 
+	// publishing commits concurrent PublishEvents calls together.
+	publishing publishGroup
+
 	// stmts are the statements of the hot paths (publish, claim, complete),
 	// prepared once on the write connection: parsing SQL costs modernc's
 	// SQLite more than running these statements does. Read-only after Open.
