@@ -157,6 +157,28 @@ func BenchmarkClaimComplete(b *testing.B) {
 	}
 }
 
+// BenchmarkNextDue asks when the next delivery is due with 64 of a
+// backlog of 2 000 leased, as the dispatcher does after every claim that
+// left it idle while its webhooks are at their cap.
+func BenchmarkNextDue(b *testing.B) {
+	db, orgID := benchStore(b, "NORMAL", 4)
+	ctx := context.Background()
+	for range 5 {
+		if _, err := db.PublishEvents(ctx, benchBatch(orgID, 100)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if _, err := db.ClaimDeliveries(ctx, now, now.Add(time.Minute), 64, 16); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, ok, err := db.NextDue(ctx); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
 // BenchmarkClaimBacklog is the dispatcher's store loop against a backlog
 // that never shrinks below 50 000 pending deliveries, spread over 4
 // webhooks that are at their cap of 16 in flight nearly all the time:

@@ -97,6 +97,9 @@ type DB struct {
 	// SQLite more than running these statements does. Read-only after Open.
 	stmts map[string]*sql.Stmt
 
+	// nextDue is NextDue's statement, prepared on the read pool.
+	nextDue *sql.Stmt
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -154,6 +157,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := db.r.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
+	}
+	if db.nextDue, err = db.r.PrepareContext(ctx, nextDueQuery); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: prepare next due: %w", err)
 	}
 	return db, nil
 }
@@ -374,6 +381,9 @@ func latestVersion(fsys fs.FS) int {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		var errs []error
+		if db.nextDue != nil {
+			errs = append(errs, db.nextDue.Close())
+		}
 		if db.r != nil {
 			errs = append(errs, db.r.Close())
 		}
