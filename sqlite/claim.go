@@ -27,7 +27,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 	}
 	nowMS, until := now.UnixMilli(), fromMillis(leaseUntil.UnixMilli())
 	var jobs []*hookd.Job
-	err := db.write(ctx, "claim deliveries", func(tx *sql.Tx) error {
+	err := db.writes.run(ctx, db, "claim deliveries", limit, func(ctx context.Context, tx *sql.Tx) error {
+		jobs = nil
 		leases, err := db.leasedPerWebhook(ctx, tx, nowMS)
 		if err != nil {
 			return err
@@ -38,10 +39,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 		}
 		jobs, err = db.lease(ctx, tx, picked, until)
 		return err
-	})
+	}, db.schedule.invalidate) // on a rollback: the schedule counts on leases it undid
 	if err != nil {
-		// The schedule now counts on leases the rollback undid.
-		db.schedule.invalidate()
 		return nil, err
 	}
 	return jobs, nil

@@ -23,55 +23,35 @@ import (
 // does not exist, and nothing is written. When the call returns without
 // an error, the events and their deliveries are committed.
 //
-// Concurrent calls share one transaction (see publishGroup): each call's
-// events stay all or nothing, each call returns only after that
+// Concurrent calls may share one transaction (see writeGroup): each
+// call's events stay all or nothing, each call returns only after that
 // transaction committed, and one call's failure does not fail the others.
 func (db *DB) PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	if len(events) == 0 {
 		return []hookd.PublishResult{}, nil
 	}
-	return db.publishing.publish(ctx, db, events)
+	var results []hookd.PublishResult
+	if err := db.writes.run(ctx, db, "publish events", len(events), db.publishTx(events, &results), nil); err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
-// publishCalls publishes the events of several PublishEvents calls in one
-// write transaction, each call in a savepoint of its own when there are
-// several, so that a call that fails (an unknown organization) is undone
-// alone. It sets each call's results or error; an error it returns (the
-// transaction failed as a whole) is every call's.
-func (db *DB) publishCalls(ctx context.Context, calls []*publishCall) error {
-	return db.write(ctx, "publish events", func(tx *sql.Tx) error {
+// publishTx is the write of PublishEvents in a transaction, setting
+// *results.
+func (db *DB) publishTx(events []*hookd.Event, results *[]hookd.PublishResult) func(context.Context, *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
 		p, err := db.newPublisher(ctx, tx)
 		if err != nil {
 			return err
 		}
-		created := now()
-		var c counts
-		for _, call := range calls {
-			call.results, call.err = nil, nil
-			if len(calls) == 1 {
-				if err := p.publishAll(ctx, call, created); err != nil {
-					return err
-				}
-				c.add(hookd.DeliveryPending, call.deliveries)
-				break
-			}
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT publish_call`); err != nil {
-				return err
-			}
-			if call.err = p.publishAll(ctx, call, created); call.err != nil {
-				call.results = nil
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO publish_call`); err != nil {
-					return err
-				}
-			} else {
-				c.add(hookd.DeliveryPending, call.deliveries)
-			}
-			if _, err := tx.ExecContext(ctx, `RELEASE publish_call`); err != nil {
-				return err
-			}
+		if *results, err = p.publishAll(ctx, events, now()); err != nil {
+			return err
 		}
+		var c counts
+		c.add(hookd.DeliveryPending, p.deliveries)
 		return c.save(ctx, db, tx)
-	})
+	}
 }
 
 // Statements of publishing. ON CONFLICT makes the duplicate check free for
@@ -162,24 +142,19 @@ type receiver struct {
 	events []string
 }
 
-// publishAll publishes the events of one call, setting its results and
-// the number of deliveries it created.
-func (p *publisher) publishAll(ctx context.Context, call *publishCall, created time.Time) error {
-	results := make([]hookd.PublishResult, len(call.events))
-	before := p.deliveries
-	for i, in := range call.events {
+// publishAll publishes events and returns their results.
+func (p *publisher) publishAll(ctx context.Context, events []*hookd.Event, created time.Time) ([]hookd.PublishResult, error) {
+	results := make([]hookd.PublishResult, len(events))
+	for i, in := range events {
 		var err error
 		if results[i], err = p.publish(ctx, in, created); err != nil {
-			p.pending = p.pending[:0]
-			return err
+			return nil, err
 		}
 	}
-	// Written now, so that a savepoint of the call holds all of its rows.
 	if err := p.flush(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	call.results, call.deliveries = results, p.deliveries-before
-	return nil
+	return results, nil
 }
 
 func (p *publisher) publish(ctx context.Context, in *hookd.Event, created time.Time) (hookd.PublishResult, error) {

@@ -2,10 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hookd-dev/hookd"
 )
@@ -39,31 +41,48 @@ func countRows(t *testing.T, db *DB, table string) int {
 	return n
 }
 
-// TestPublishCalls_OneFails commits the calls of a group that did not
-// fail, and nothing of the one that did, each call keeping its own
-// results, as separate calls would.
-func TestPublishCalls_OneFails(t *testing.T) {
+// TestWriteGroup_OneFails commits the writes of a group that did not
+// fail, and nothing of the one that did, each keeping its own results, as
+// separate transactions would; a claim later in the group sees what the
+// publishes before it wrote.
+func TestWriteGroup_OneFails(t *testing.T) {
 	db, orgID := groupStore(t)
 	ev := func(org, id string) *hookd.Event {
 		return &hookd.Event{ID: id, OrganizationID: org, Type: hookd.EventScanCompleted, Data: []byte(`{}`)}
 	}
-	calls := []*publishCall{
-		{events: []*hookd.Event{ev(orgID, "a"), ev(orgID, "b")}},
-		{events: []*hookd.Event{ev(orgID, "c"), ev("org_missing", "d")}}, // all or nothing: c is not kept
-		{events: []*hookd.Event{ev(orgID, "a"), ev(orgID, "e")}},         // a repeats the first call's
+	batches := [][]*hookd.Event{
+		{ev(orgID, "a"), ev(orgID, "b")},
+		{ev(orgID, "c"), ev("org_missing", "d")}, // all or nothing: c is not kept
+		{ev(orgID, "a"), ev(orgID, "e")},         // a repeats the first batch's
 	}
-	if err := db.publishCalls(t.Context(), calls); err != nil {
-		t.Fatal(err)
+	results := make([][]hookd.PublishResult, len(batches))
+	var ops []*groupOp
+	for i, b := range batches {
+		ops = append(ops, &groupOp{ctx: t.Context(), name: "publish events", fn: db.publishTx(b, &results[i])})
 	}
-	if calls[0].err != nil || len(calls[0].results) != 2 || !calls[0].results[0].Created || calls[0].deliveries != 4 {
-		t.Fatalf("first call: %+v", calls[0])
+	var jobs []*hookd.Job
+	ops = append(ops, &groupOp{ctx: t.Context(), name: "claim", fn: func(ctx context.Context, tx *sql.Tx) error {
+		now := time.Now()
+		picked, err := db.pick(ctx, tx, now.UnixMilli(), now.Add(time.Minute).UnixMilli(), 100, 0, nil)
+		if err != nil {
+			return err
+		}
+		jobs, err = db.lease(ctx, tx, picked, now.Add(time.Minute))
+		return err
+	}})
+	db.commitGroup(ops)
+
+	if r := results[0]; ops[0].err != nil || len(r) != 2 || !r[0].Created || r[0].Event.Deliveries != 2 {
+		t.Fatalf("first batch: %+v, %v", r, ops[0].err)
 	}
-	if hookd.ErrorCode(calls[1].err) != hookd.ENOTFOUND || calls[1].results != nil {
-		t.Fatalf("second call: err %v, results %v; want ENOTFOUND and none", calls[1].err, calls[1].results)
+	if hookd.ErrorCode(ops[1].err) != hookd.ENOTFOUND {
+		t.Fatalf("second batch: err %v, want ENOTFOUND", ops[1].err)
 	}
-	r := calls[2].results
-	if calls[2].err != nil || len(r) != 2 || r[0].Created || r[0].Event.ID != "a" || !r[1].Created || calls[2].deliveries != 2 {
-		t.Fatalf("third call: %+v", calls[2])
+	if r := results[2]; ops[2].err != nil || len(r) != 2 || r[0].Created || r[0].Event.ID != "a" || !r[1].Created {
+		t.Fatalf("third batch: %+v, %v", r, ops[2].err)
+	}
+	if ops[3].err != nil || len(jobs) != 6 {
+		t.Fatalf("claim in the group: %d jobs, %v; want the 6 deliveries published before it", len(jobs), ops[3].err)
 	}
 	if n := countRows(t, db, "events"); n != 3 {
 		t.Fatalf("%d events stored, want 3 (a, b, e)", n)
@@ -124,5 +143,70 @@ func TestPublishEvents_Concurrent(t *testing.T) {
 	}
 	if n := countRows(t, db, "deliveries"); n != ok*perCall*2 {
 		t.Fatalf("%d deliveries stored, want %d", n, ok*perCall*2)
+	}
+}
+
+// TestWriteGroup_PublishWhileDispatching publishes from several goroutines
+// while another claims and completes, as the API and the dispatcher do:
+// every delivery is claimed once and delivered, and the running counts
+// agree with the rows.
+func TestWriteGroup_PublishWhileDispatching(t *testing.T) {
+	db, orgID := groupStore(t)
+	ctx := context.Background()
+	const publishers, batches, perBatch = 4, 5, 20
+	want := publishers * batches * perBatch * 2 // two webhooks
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for range batches {
+				events := make([]*hookd.Event, perBatch)
+				for j := range events {
+					events[j] = &hookd.Event{OrganizationID: orgID, Type: hookd.EventScanCompleted, Data: []byte(`{}`)}
+				}
+				if _, err := db.PublishEvents(ctx, events); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	seen := map[string]bool{}
+	published := make(chan struct{})
+	go func() { wg.Wait(); close(published) }()
+	for done := false; !done; {
+		select {
+		case <-published:
+			done = true
+		default:
+		}
+		for {
+			now := time.Now()
+			jobs, err := db.ClaimDeliveries(ctx, now, now.Add(time.Minute), 50, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(jobs) == 0 {
+				break
+			}
+			var results []*hookd.AttemptResult
+			for _, j := range jobs {
+				if seen[j.DeliveryID] {
+					t.Fatalf("delivery %s claimed twice", j.DeliveryID)
+				}
+				seen[j.DeliveryID] = true
+				results = append(results, &hookd.AttemptResult{Job: j, Status: hookd.DeliveryDelivered,
+					Attempt: hookd.Attempt{Number: j.Attempt, StartedAt: now, StatusCode: 200}})
+			}
+			if err := db.CompleteAttempts(ctx, results); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(seen) != want {
+		t.Fatalf("%d deliveries claimed, want %d", len(seen), want)
+	}
+	counts, err := db.CountDeliveries(ctx)
+	if err != nil || counts[hookd.DeliveryDelivered] != want || counts[hookd.DeliveryPending] != 0 {
+		t.Fatalf("CountDeliveries = %v, %v; want %d delivered, none pending", counts, err, want)
 	}
 }

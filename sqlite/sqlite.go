@@ -6,7 +6,8 @@
 // one writer never meets SQLITE_BUSY from another; reads use a separate pool
 // of query-only connections that never wait for the writer. Throughput
 // comes from putting many rows in one commit: PublishEvents, ClaimDeliveries
-// and CompleteAttempts each take a whole batch in one transaction.
+// and CompleteAttempts each take a whole batch in one transaction, and
+// concurrent calls of them share one (writeGroup).
 //
 // A process takes an exclusive lock on "<path>.lock" for as long as the
 // database is open, so two hookd processes never share a file; because of
@@ -89,8 +90,8 @@ type DB struct {
 	// kept by the writes for ClaimDeliveries.
 	schedule schedule
 
-	// publishing commits concurrent PublishEvents calls together.
-	publishing publishGroup
+	// writes commits concurrent writes of the hot paths together.
+	writes writeGroup
 
 	// stmts are the statements of the hot paths (publish, claim, complete),
 	// prepared once on the write connection: parsing SQL costs modernc's
@@ -436,6 +437,7 @@ var hotQueries = slices.Concat(
 	[]string{leaseQuery, targetsQuery, jobEventsQuery},
 	logAttemptQueries[:], settleQueries[:],
 	[]string{releaseQuery, addCountQuery, healthQuery, saveHealthQuery},
+	[]string{savepointQuery, rollbackToQuery, releaseSavepointQuery},
 )
 
 // stmt returns query as a statement of tx: the one prepared at Open when
