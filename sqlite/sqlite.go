@@ -431,8 +431,8 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) e
 
 // hotQueries are prepared once, at Open.
 var hotQueries = slices.Concat(
-	[]string{insertEventQuery, findEventQuery, partnerQuery, receiversQuery},
-	insertDeliveryQueries[:],
+	[]string{findEventQuery, partnerQuery, receiversQuery},
+	insertEventQueries[:], insertDeliveryQueries[:],
 	[]string{leasedQuery, walkQuery, readOnQuery}, firstReadQueries[:],
 	[]string{leaseQuery, targetsQuery, jobEventsQuery},
 	logAttemptQueries[:], settleQueries[:],
