@@ -65,6 +65,7 @@ func (e *Event) Validate() error {
 		return FieldErrorf("data", "data must be a JSON object")
 	}
 	var buf bytes.Buffer
+	buf.Grow(len(data)) // compacting never lengthens
 	if err := json.Compact(&buf, data); err != nil {
 		return FieldErrorf("data", "data must be a JSON object")
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,7 +27,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 	}
 	nowMS, until := now.UnixMilli(), fromMillis(leaseUntil.UnixMilli())
 	var jobs []*hookd.Job
-	err := db.write(ctx, "claim deliveries", func(tx *sql.Tx) error {
+	err := db.writes.run(ctx, db, "claim deliveries", limit, func(ctx context.Context, tx *sql.Tx) error {
+		jobs = nil
 		leases, err := db.leasedPerWebhook(ctx, tx, nowMS)
 		if err != nil {
 			return err
@@ -39,10 +39,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 		}
 		jobs, err = db.lease(ctx, tx, picked, until)
 		return err
-	})
+	}, db.schedule.invalidate) // on a rollback: the schedule counts on leases it undid
 	if err != nil {
-		// The schedule now counts on leases the rollback undid.
-		db.schedule.invalidate()
 		return nil, err
 	}
 	return jobs, nil
@@ -211,33 +209,30 @@ func (db *DB) queryEach(ctx context.Context, tx *sql.Tx, query string, keys any,
 	return rows.Err()
 }
 
-// Statements of NextDue.
-const (
-	nextUnleasedQuery = `
-		SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due
-		WHERE status = 'pending' AND lease_until IS NULL
-		ORDER BY next_attempt_at LIMIT 1`
-	nextLeasedQuery = `
-		SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries INDEXED BY deliveries_leased
-		WHERE lease_until IS NOT NULL AND status = 'pending'`
-)
+// nextDueQuery is NextDue's statement: the next attempt time of the first
+// unleased pending delivery in due order, and the earliest time a leased
+// one becomes claimable again. One statement, so both come from one
+// snapshot without a transaction around them.
+const nextDueQuery = `
+	SELECT
+		(SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due
+		 WHERE status = 'pending' AND lease_until IS NULL
+		 ORDER BY next_attempt_at LIMIT 1),
+		(SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries INDEXED BY deliveries_leased
+		 WHERE lease_until IS NOT NULL AND status = 'pending')`
 
 // NextDue returns when the earliest pending delivery becomes claimable (its
 // next attempt time, or its lease expiry when later), and false when
 // nothing is pending. It reads the unleased rows in due order and the
 // leased ones, few, through their own index, so its cost does not grow
 // with the backlog.
+//
+// The dispatcher asks after every claim that left it idle, so the query
+// is prepared once, on the read pool (see Open).
 func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var unleased, leased sql.NullInt64
-	err := db.read(ctx, "next due", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, nextUnleasedQuery).Scan(&unleased)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		return tx.QueryRowContext(ctx, nextLeasedQuery).Scan(&leased)
-	})
-	if err != nil {
-		return time.Time{}, false, err
+	if err := db.nextDue.QueryRowContext(ctx).Scan(&unleased, &leased); err != nil {
+		return time.Time{}, false, wrap("next due", err)
 	}
 	switch {
 	case unleased.Valid && leased.Valid:

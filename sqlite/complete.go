@@ -77,7 +77,7 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 	}
 
 	var disabled []*hookd.Webhook
-	err := db.write(ctx, "complete attempts", func(tx *sql.Tx) error {
+	err := db.writes.run(ctx, db, "complete attempts", len(results), func(ctx context.Context, tx *sql.Tx) error {
 		disabled = nil
 		err := db.chunked(ctx, tx, logAttemptQueries, attemptParams, logArgs, nil)
 		if err != nil {
@@ -109,7 +109,7 @@ func (db *DB) CompleteAttempts(ctx context.Context, results []*hookd.AttemptResu
 			return err
 		}
 		return c.save(ctx, db, tx)
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}

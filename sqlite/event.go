@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/hookd-dev/hookd"
@@ -20,43 +21,43 @@ import (
 // already published for its organization, earlier or earlier in this
 // batch, creates nothing: its result is the first event, Created false.
 // All or nothing: ENOTFOUND (field organization_id) when an organization
-// does not exist, and nothing is written.
+// does not exist, and nothing is written. When the call returns without
+// an error, the events and their deliveries are committed.
+//
+// Concurrent calls may share one transaction (see writeGroup): each
+// call's events stay all or nothing, each call returns only after that
+// transaction committed, and one call's failure does not fail the others.
 func (db *DB) PublishEvents(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	if len(events) == 0 {
 		return []hookd.PublishResult{}, nil
 	}
-	results := make([]hookd.PublishResult, len(events))
-	err := db.write(ctx, "publish events", func(tx *sql.Tx) error {
-		p, err := db.newPublisher(ctx, tx)
-		if err != nil {
-			return err
-		}
-		created := now()
-		for i, in := range events {
-			if results[i], err = p.publish(ctx, in, created); err != nil {
-				return err
-			}
-		}
-		if err := p.flush(ctx); err != nil {
-			return err
-		}
-		var c counts
-		c.add(hookd.DeliveryPending, p.deliveries)
-		return c.save(ctx, db, tx)
-	})
-	if err != nil {
+	var results []hookd.PublishResult
+	if err := db.writes.run(ctx, db, "publish events", len(events), db.publishTx(events, &results), nil); err != nil {
 		return nil, err
 	}
 	return results, nil
 }
 
+// publishTx is the write of PublishEvents in a transaction, setting
+// *results.
+func (db *DB) publishTx(events []*hookd.Event, results *[]hookd.PublishResult) func(context.Context, *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		p, err := db.newPublisher(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if *results, err = p.publishAll(ctx, events, now()); err != nil {
+			return err
+		}
+		var c counts
+		c.add(hookd.DeliveryPending, p.deliveries)
+		return c.save(ctx, db, tx)
+	}
+}
+
 // Statements of publishing. ON CONFLICT makes the duplicate check free for
 // new events: only a repeated id costs the extra lookup.
 const (
-	insertEventQuery = `
-		INSERT INTO events (id, organization_id, type, created_at, data, deliveries, trace_parent) VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, ''))
-		ON CONFLICT (organization_id, id) DO NOTHING
-		RETURNING seq`
 	findEventQuery = `
 		SELECT id, organization_id, type, created_at, data, deliveries FROM events WHERE organization_id = ? AND id = ?`
 	partnerQuery   = `SELECT partner_id FROM organizations WHERE id = ?`
@@ -66,7 +67,22 @@ const (
 		ORDER BY id`
 )
 
-var insertDeliveryQueries = sized(insertDeliveries)
+var (
+	insertEventQueries    = sized(insertEvents)
+	insertDeliveryQueries = sized(insertDeliveries)
+)
+
+// insertEvents is the INSERT of n events, eventArgs parameters each,
+// returning the organization, id and seq of each row inserted.
+func insertEvents(n int) string {
+	row := "(?, ?, ?, ?, ?, ?, NULLIF(?, ''))"
+	return `INSERT INTO events (id, organization_id, type, created_at, data, deliveries, trace_parent) VALUES ` +
+		strings.Repeat(row+", ", n-1) + row + `
+		ON CONFLICT (organization_id, id) DO NOTHING
+		RETURNING organization_id, id, seq`
+}
+
+const eventArgs = 7 // id, organization, type, creation time, data, deliveries, trace parent
 
 // insertDeliveries is the INSERT of n deliveries, deliveryArgs parameters
 // each.
@@ -81,13 +97,13 @@ const deliveryArgs = 4 // id, event seq, webhook id, creation time
 // each organization's receiving webhooks once per batch and writes
 // deliveries by chunks.
 type publisher struct {
-	db                     *DB
-	tx                     *sql.Tx
-	insertEvent, findEvent *sql.Stmt
-	partner, receiversOf   *sql.Stmt
-	pending                []any // arguments of deliveries not inserted yet
-	orgs                   map[string]*receivers
-	deliveries             int // created in this batch
+	db                   *DB
+	tx                   *sql.Tx
+	findEvent            *sql.Stmt
+	partner, receiversOf *sql.Stmt
+	pending              []any // arguments of deliveries not inserted yet
+	orgs                 map[string]*receivers
+	deliveries           int // created in this batch
 }
 
 func (db *DB) newPublisher(ctx context.Context, tx *sql.Tx) (*publisher, error) {
@@ -96,7 +112,6 @@ func (db *DB) newPublisher(ctx context.Context, tx *sql.Tx) (*publisher, error) 
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&p.insertEvent, insertEventQuery},
 		{&p.findEvent, findEventQuery},
 		{&p.partner, partnerQuery},
 		{&p.receiversOf, receiversQuery},
@@ -138,37 +153,74 @@ type receiver struct {
 	events []string
 }
 
-func (p *publisher) publish(ctx context.Context, in *hookd.Event, created time.Time) (hookd.PublishResult, error) {
-	r, err := p.receivers(ctx, in.OrganizationID)
-	if err != nil {
-		return hookd.PublishResult{}, err
-	}
-	e := &hookd.Event{ID: in.ID, Type: in.Type, OrganizationID: in.OrganizationID, CreatedAt: created, Data: in.Data, TraceParent: in.TraceParent}
-	if e.ID == "" {
-		e.ID = hookd.NewID(hookd.PrefixEvent)
-	}
-	if len(e.Data) == 0 {
-		e.Data = json.RawMessage("{}")
-	}
-	targets := r.subscribed(e.Type)
-	e.Deliveries = len(targets)
-
-	var seq int64
-	err = p.insertEvent.QueryRowContext(ctx, e.ID, e.OrganizationID, e.Type, millis(created), []byte(e.Data), e.Deliveries, e.TraceParent).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) { // published before: answer with the first one
-		first, err := scanEvent(p.findEvent.QueryRowContext(ctx, e.OrganizationID, e.ID))
-		return hookd.PublishResult{Event: first, Created: false}, err
-	} else if err != nil {
-		return hookd.PublishResult{}, err
-	}
-	for _, webhookID := range targets {
-		if err := p.addDelivery(ctx, hookd.NewID(hookd.PrefixDelivery), seq, webhookID, millis(created)); err != nil {
-			return hookd.PublishResult{}, err
+// publishAll publishes events and returns their results. The events go
+// in by multi-row inserts, like their deliveries: one statement per event
+// cost more than the event's row.
+func (p *publisher) publishAll(ctx context.Context, events []*hookd.Event, created time.Time) ([]hookd.PublishResult, error) {
+	fresh := make([]*hookd.Event, len(events))
+	targets := make([][]string, len(events))
+	args := make([]any, 0, len(events)*eventArgs)
+	for i, in := range events {
+		r, err := p.receivers(ctx, in.OrganizationID)
+		if err != nil {
+			return nil, err
 		}
+		e := &hookd.Event{ID: in.ID, Type: in.Type, OrganizationID: in.OrganizationID, CreatedAt: created, Data: in.Data, TraceParent: in.TraceParent}
+		if e.ID == "" {
+			e.ID = hookd.NewID(hookd.PrefixEvent)
+		}
+		if len(e.Data) == 0 {
+			e.Data = json.RawMessage("{}")
+		}
+		targets[i] = r.subscribed(e.Type)
+		e.Deliveries = len(targets[i])
+		fresh[i] = e
+		args = append(args, e.ID, e.OrganizationID, e.Type, millis(created), []byte(e.Data), e.Deliveries, e.TraceParent)
 	}
-	p.deliveries += len(targets)
-	p.db.schedule.wake(millis(created), targets...)
-	return hookd.PublishResult{Event: e, Created: true}, nil
+
+	// ON CONFLICT skips an id published before, or earlier in the batch;
+	// RETURNING names the rows inserted, in no promised order.
+	type key struct{ org, id string }
+	inserted := make(map[key]int64, len(events))
+	err := p.db.chunked(ctx, p.tx, insertEventQueries, eventArgs, args, func(rows *sql.Rows) error {
+		var k key
+		var seq int64
+		if err := rows.Scan(&k.org, &k.id, &seq); err != nil {
+			return err
+		}
+		inserted[k] = seq
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	results := make([]hookd.PublishResult, len(events))
+	for i, e := range fresh {
+		k := key{e.OrganizationID, e.ID}
+		seq, ok := inserted[k]
+		if !ok { // published before: answer with the first one
+			first, err := scanEvent(p.findEvent.QueryRowContext(ctx, e.OrganizationID, e.ID))
+			if err != nil {
+				return nil, err
+			}
+			results[i] = hookd.PublishResult{Event: first, Created: false}
+			continue
+		}
+		delete(inserted, k) // a later event of the batch with this id repeats it
+		for _, webhookID := range targets[i] {
+			if err := p.addDelivery(ctx, hookd.NewID(hookd.PrefixDelivery), seq, webhookID, millis(created)); err != nil {
+				return nil, err
+			}
+		}
+		p.deliveries += len(targets[i])
+		p.db.schedule.wake(millis(created), targets[i]...)
+		results[i] = hookd.PublishResult{Event: e, Created: true}
+	}
+	if err := p.flush(ctx); err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
 // receivers loads, once per batch, the webhooks that may receive orgID's

@@ -311,8 +311,10 @@ func TestQueryPlans_Queue(t *testing.T) {
 			"SEARCH deliveries USING INDEX deliveries_webhook_due (webhook_id=? AND next_attempt_at>?)",
 		}},
 		{"lease", leaseQuery, 3, []string{"SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)"}},
-		{"next unleased", nextUnleasedQuery, 0, []string{"SCAN deliveries USING INDEX deliveries_due"}},
-		{"next leased", nextLeasedQuery, 0, []string{"SEARCH deliveries USING INDEX deliveries_leased (lease_until>?)"}},
+		{"next due", nextDueQuery, 0, []string{
+			"SCAN deliveries USING INDEX deliveries_due",
+			"SEARCH deliveries USING INDEX deliveries_leased (lease_until>?)",
+		}},
 		{"settle", settleQueries[len(rowSizes)-1], settleParams, []string{"SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_1 (id=?)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

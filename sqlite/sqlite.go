@@ -6,7 +6,8 @@
 // one writer never meets SQLITE_BUSY from another; reads use a separate pool
 // of query-only connections that never wait for the writer. Throughput
 // comes from putting many rows in one commit: PublishEvents, ClaimDeliveries
-// and CompleteAttempts each take a whole batch in one transaction.
+// and CompleteAttempts each take a whole batch in one transaction, and
+// concurrent calls of them share one (writeGroup).
 //
 // A process takes an exclusive lock on "<path>.lock" for as long as the
 // database is open, so two hookd processes never share a file; because of
@@ -89,10 +90,16 @@ type DB struct {
 	// kept by the writes for ClaimDeliveries.
 	schedule schedule
 
+	// writes commits concurrent writes of the hot paths together.
+	writes writeGroup
+
 	// stmts are the statements of the hot paths (publish, claim, complete),
 	// prepared once on the write connection: parsing SQL costs modernc's
 	// SQLite more than running these statements does. Read-only after Open.
 	stmts map[string]*sql.Stmt
+
+	// nextDue is NextDue's statement, prepared on the read pool.
+	nextDue *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -151,6 +158,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := db.r.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
+	}
+	if db.nextDue, err = db.r.PrepareContext(ctx, nextDueQuery); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: prepare next due: %w", err)
 	}
 	return db, nil
 }
@@ -218,6 +229,12 @@ func openWriter(ctx context.Context, path, synchronous string, progress ...func(
 		"_foreign_keys", "1",
 		"_txlock", "immediate",
 		"_pragma", "cache_size(-32000)",
+		// Multi-row statements inside a transaction keep a statement
+		// journal, to undo just the statement should it fail. It is
+		// needed for no recovery after a crash (the WAL is), so it may
+		// live in memory: on disk it cost a pwrite per page, the largest
+		// share of the writer's system calls.
+		"_pragma", "temp_store(MEMORY)",
 	)
 	if err != nil {
 		return nil, nil, 0, err
@@ -365,6 +382,9 @@ func latestVersion(fsys fs.FS) int {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		var errs []error
+		if db.nextDue != nil {
+			errs = append(errs, db.nextDue.Close())
+		}
 		if db.r != nil {
 			errs = append(errs, db.r.Close())
 		}
@@ -411,12 +431,13 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) e
 
 // hotQueries are prepared once, at Open.
 var hotQueries = slices.Concat(
-	[]string{insertEventQuery, findEventQuery, partnerQuery, receiversQuery},
-	insertDeliveryQueries[:],
+	[]string{findEventQuery, partnerQuery, receiversQuery},
+	insertEventQueries[:], insertDeliveryQueries[:],
 	[]string{leasedQuery, walkQuery, readOnQuery}, firstReadQueries[:],
 	[]string{leaseQuery, targetsQuery, jobEventsQuery},
 	logAttemptQueries[:], settleQueries[:],
 	[]string{releaseQuery, addCountQuery, healthQuery, saveHealthQuery},
+	[]string{savepointQuery, rollbackToQuery, releaseSavepointQuery},
 )
 
 // stmt returns query as a statement of tx: the one prepared at Open when

@@ -199,6 +199,10 @@ func TestOpen_Pragmas(t *testing.T) {
 		if err := db.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != tc.want {
 			t.Fatalf("Synchronous %q: synchronous = %d, %v; want %d", tc.synchronous, sync, err, tc.want)
 		}
+		var tempStore int
+		if err := db.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil || tempStore != 2 {
+			t.Fatalf("temp_store = %d, %v; want 2 (MEMORY)", tempStore, err)
+		}
 		if err := db.r.QueryRowContext(ctx, `PRAGMA query_only`).Scan(&queryOnly); err != nil || queryOnly != 1 {
 			t.Fatalf("read pool query_only = %d, %v; want 1", queryOnly, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hookd-dev/hookd"
@@ -65,33 +66,13 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, _ caller)
 // POST /v1/events/batch {events:[…]}: all or nothing. Every error is on the
 // field "events" and its message names the event's index.
 func (s *Server) handlePublishBatch(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var in struct {
-		// Raw, so that each event is decoded on its own and an error can
-		// name its index.
-		Events *[]json.RawMessage `json:"events"`
-	}
-	if err := decodeBody(w, r, maxBatchBodySize, &in); err != nil {
+	body, err := readBody(w, r, maxBatchBodySize)
+	if err != nil {
 		return err
 	}
-	switch {
-	case in.Events == nil:
-		return hookd.FieldErrorf("events", "events is required")
-	case len(*in.Events) == 0 || len(*in.Events) > hookd.MaxBatchEvents:
-		return hookd.FieldErrorf("events", "events must list 1 to %d events", hookd.MaxBatchEvents)
-	}
-	events := make([]*hookd.Event, len(*in.Events))
-	for i, raw := range *in.Events {
-		if b := bytes.TrimSpace(raw); len(b) == 0 || b[0] != '{' {
-			return batchError(i, hookd.Errorf(hookd.EINVALID, "an event must be a JSON object"))
-		}
-		var ein eventInput
-		if err := decodeStrict(bytes.NewReader(raw), &ein); err != nil {
-			return batchError(i, err)
-		}
-		events[i] = ein.event()
-		if err := s.validateEvent(events[i]); err != nil {
-			return batchError(i, err)
-		}
+	events, err := s.batchEvents(body)
+	if err != nil {
+		return err
 	}
 	results, err := s.publish(r.Context(), events)
 	if hookd.ErrorCode(err) == hookd.ENOTFOUND {
@@ -107,6 +88,62 @@ func (s *Server) handlePublishBatch(w http.ResponseWriter, r *http.Request, _ ca
 	}
 	writeJSON(w, http.StatusAccepted, out)
 	return nil
+}
+
+// batchEvents decodes and validates the events of a batch's body.
+//
+// A well-formed batch is decoded in one pass. Only when that fails does
+// batchEventsOneByOne decode the events one at a time, to name the event
+// at fault; both decode with the same rules, so they accept the same
+// batches and report the same first error.
+func (s *Server) batchEvents(body []byte) ([]*hookd.Event, error) {
+	var in struct {
+		Events *[]*eventInput `json:"events"`
+	}
+	if decodeStrict(bytes.NewReader(body), &in) != nil || in.Events == nil ||
+		len(*in.Events) == 0 || len(*in.Events) > hookd.MaxBatchEvents || slices.Contains(*in.Events, nil) { // nil: a JSON null
+		return s.batchEventsOneByOne(body)
+	}
+	events := make([]*hookd.Event, len(*in.Events))
+	for i, ein := range *in.Events {
+		events[i] = ein.event()
+		if err := s.validateEvent(events[i]); err != nil {
+			return nil, batchError(i, err)
+		}
+	}
+	return events, nil
+}
+
+// batchEventsOneByOne is batchEvents for a batch that may be wrong: it
+// decodes each event on its own, so that an error names its index.
+func (s *Server) batchEventsOneByOne(body []byte) ([]*hookd.Event, error) {
+	var in struct {
+		Events *[]json.RawMessage `json:"events"`
+	}
+	if err := decodeStrict(bytes.NewReader(body), &in); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.Events == nil:
+		return nil, hookd.FieldErrorf("events", "events is required")
+	case len(*in.Events) == 0 || len(*in.Events) > hookd.MaxBatchEvents:
+		return nil, hookd.FieldErrorf("events", "events must list 1 to %d events", hookd.MaxBatchEvents)
+	}
+	events := make([]*hookd.Event, len(*in.Events))
+	for i, raw := range *in.Events {
+		if b := bytes.TrimSpace(raw); len(b) == 0 || b[0] != '{' {
+			return nil, batchError(i, hookd.Errorf(hookd.EINVALID, "an event must be a JSON object"))
+		}
+		var ein eventInput
+		if err := decodeStrict(bytes.NewReader(raw), &ein); err != nil {
+			return nil, batchError(i, err)
+		}
+		events[i] = ein.event()
+		if err := s.validateEvent(events[i]); err != nil {
+			return nil, batchError(i, err)
+		}
+	}
+	return events, nil
 }
 
 // batchError moves the error of event i to the field "events", SPEC §3's

@@ -50,6 +50,18 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	return decodeStrict(http.MaxBytesReader(w, r.Body, limit), dst)
 }
 
+// readBody reads the whole request body, at most limit bytes: 413 for a
+// body over limit, as decodeBody.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	// Sized from Content-Length when it is sent, so a large body is not
+	// copied again each time the buffer doubles.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+1))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		return nil, decodeError(err)
+	}
+	return buf.Bytes(), nil
+}
+
 // decodeStrict decodes exactly one JSON value from rd into dst, refusing
 // unknown fields.
 func decodeStrict(rd io.Reader, dst any) error {
