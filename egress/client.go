@@ -105,7 +105,10 @@ func NewClient(o Options) *Client {
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: o.Timeout,
 		MaxIdleConns:        0, // no global cap; per host below
-		MaxIdleConnsPerHost: 100,
+		// As many idle connections to one host as the dispatcher's default
+		// workers: many webhooks often share a host, and a connection
+		// closed for want of room in the pool is dialed again at once.
+		MaxIdleConnsPerHost: 256,
 		MaxConnsPerHost:     o.MaxConnsPerHost,
 		IdleConnTimeout:     90 * time.Second,
 		// No automatic Accept-Encoding: the request carries exactly the
