@@ -48,7 +48,7 @@ type Config struct {
 	Timeout     time.Duration // default 10s
 	LeaseMargin time.Duration // default 20s
 	// Workers is how many attempts run at once in this process.
-	Workers int // default 256
+	Workers int // default 1024
 	// PerWebhook caps the attempts in flight to any one webhook, across
 	// every dispatcher sharing the store, so that one slow endpoint can take
 	// at most its share of the workers. Within it, each webhook's attempts
@@ -87,7 +87,7 @@ func (c *Config) setDefaults() {
 		c.LeaseMargin = 20 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = 256
+		c.Workers = 1024
 	}
 	if c.PerWebhook <= 0 {
 		c.PerWebhook = 16

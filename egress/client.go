@@ -105,9 +105,9 @@ func NewClient(o Options) *Client {
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: o.Timeout,
 		MaxIdleConns:        0, // no global cap; per host below
-		// As many idle connections to one host as the dispatcher's default
-		// workers: many webhooks often share a host, and a connection
-		// closed for want of room in the pool is dialed again at once.
+		// Many webhooks often share a host, and a connection closed for
+		// want of room in the idle pool is dialed again at once; 256 covers
+		// the attempts a host gets at once but for the largest fan-outs.
 		MaxIdleConnsPerHost: 256,
 		MaxConnsPerHost:     o.MaxConnsPerHost,
 		IdleConnTimeout:     90 * time.Second,

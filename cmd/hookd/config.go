@@ -85,7 +85,7 @@ func DefaultConfig() Config {
 		DeliveryTimeout: 10 * time.Second,
 		Role:            "all",
 		DataDir:         "hookd-data",
-		Workers:         256,
+		Workers:         1024,
 		PerWebhook:      16,
 		LeaseMargin:     20 * time.Second,
 		ShutdownGrace:   20 * time.Second,
