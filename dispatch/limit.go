@@ -9,7 +9,7 @@ import (
 // Isolation (SPEC §6): a slow or hanging endpoint must not hold up the
 // others. The store's per-webhook cap (Config.PerWebhook, across every
 // node) bounds what one webhook takes, but not what many take together:
-// with 256 workers and a cap of 16, sixteen hanging webhooks with a
+// with 1024 workers and a cap of 16, sixty-four hanging webhooks with a
 // backlog hold every worker for whole timeouts. So this process also
 // limits, on its own:
 //
