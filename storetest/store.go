@@ -64,8 +64,8 @@ type Store interface {
 	CreateWebhook(ctx context.Context, w *hookd.Webhook) error
 	// FindWebhook returns webhook id of organization orgID, Secret decrypted
 	// and LastDeliveryStatus filled, with its health (DisabledReason,
-	// DisabledAt, ConsecutiveFailures, FailingSince) as stored. ENOTFOUND, also when it belongs to
-	// another organization.
+	// DisabledAt, ConsecutiveFailures, FailingSince) as stored. ENOTFOUND,
+	// also when it belongs to another organization.
 	FindWebhook(ctx context.Context, orgID, id string) (*hookd.Webhook, error)
 	// ListWebhooks returns a page of orgID's webhooks, newest first, and the
 	// id to pass as Page.After for the next page ("" on the last page).
@@ -102,8 +102,9 @@ type Store interface {
 	// event whose ID was already published for its organization (earlier or
 	// earlier in this batch) creates nothing; its result is the first event
 	// with Created false. An event's TraceParent is stored with it and
-	// comes back in the Jobs that ClaimDeliveries makes of its deliveries. Events without ID get a fresh "evt_" id. Results
-	// come in the order of events; a created event's result has its ID,
+	// comes back in the Jobs that ClaimDeliveries makes of its deliveries.
+	// Events without ID get a fresh "evt_" id. Results come in the order
+	// of events; a created event's result has its ID,
 	// CreatedAt (the time of publishing) and Deliveries set. All or
 	// nothing: ENOTFOUND (field organization_id) when an organization does
 	// not exist, and nothing is written.
