@@ -58,9 +58,10 @@ type Store interface {
 	DeleteSession(ctx context.Context, tokenHash []byte) error
 
 	// CreateWebhook sets w.ID, CreatedAt and UpdatedAt and stores w, its
-	// Secret encrypted. EINVALID when the organization already has
-	// hookd.MaxWebhooksPerOrganization webhooks; ENOTFOUND when the
-	// organization does not exist.
+	// Secret encrypted. EINVALID when the organization already has as many
+	// webhooks as the store allows (hookd.MaxWebhooksPerOrganization unless
+	// its configuration raises it); ENOTFOUND when the organization does
+	// not exist.
 	CreateWebhook(ctx context.Context, w *hookd.Webhook) error
 	// FindWebhook returns webhook id of organization orgID, Secret decrypted
 	// and LastDeliveryStatus filled, with its health (DisabledReason,
